@@ -1,0 +1,172 @@
+"""`bench`: the command line of the OTS-SAT test bench.
+
+bench run                 run the test plans against the bench in the config (default: the twin)
+bench twin                serve the digital twin in the foreground on its fixed ports
+bench safe                put a bench in safe state (all outputs off) from another terminal
+bench report RUN_DIR      rebuild a run's report from its journal (also for killed runs)
+bench check               validate a bench config and the limits file without touching hardware
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from bench.config import ConfigError, ModelLevel, load_config
+from bench.limits import load_limits
+from bench.twin_launcher import running_twins
+from instruments.errors import InstrumentError
+from instruments.registry import open_power_supply
+
+app = typer.Typer(
+    help="OTS-SAT hardware-in-the-loop bench: run test plans, serve the twin, keep the DUT safe.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--bench-config", "-c", help="bench config YAML [default: the auto-started twin]")
+]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def run(
+    ctx: typer.Context,
+    plans: Annotated[list[str] | None, typer.Argument(help="test plan files or folders [default: test_plans]")] = None,
+    bench_config: ConfigOpt = None,
+    model_level: Annotated[ModelLevel | None, typer.Option(help="model level of the DUT (selects limits)")] = None,
+    dut_serial: Annotated[str | None, typer.Option(help="serial number of the unit under test")] = None,
+    out: Annotated[Path, typer.Option(help="folder receiving run directories")] = Path("runs"),
+    campaign: Annotated[str, typer.Option(help="campaign: development, qualification, acceptance, nightly")] = (
+        "development"
+    ),
+    operator: Annotated[str | None, typer.Option(help="test conductor [default: $USER]")] = None,
+    keyword: Annotated[str | None, typer.Option("-k", help="only tests matching this pytest expression")] = None,
+) -> None:
+    """Run test plans against the bench and write <out>/<run-id>/ (journal, report.html, junit.xml, allure-results).
+
+    Extra arguments after `--` go to pytest unchanged.
+    """
+    import pytest  # imported here: the other commands must start fast
+
+    targets = plans or ["test_plans"]
+    for target in targets:
+        if not Path(target.split("::")[0]).exists():
+            raise _fail(f"test plan '{target}' not found; run from the project root or give the path to the plans")
+    args = [*targets, "--out", str(out), "--campaign", campaign, "-p", "no:cacheprovider"]
+    if bench_config:
+        args += ["--bench-config", str(bench_config)]
+    if model_level:
+        args += ["--model-level", model_level.value]
+    if dut_serial:
+        args += ["--dut-serial", dut_serial]
+    if operator:
+        args += ["--operator", operator]
+    if keyword:
+        args += ["-k", keyword]
+    args += list(ctx.args)
+    raise typer.Exit(int(pytest.main(args)))
+
+
+@app.command()
+def twin(
+    psu_dialect: Annotated[str, typer.Option(help="power supply dialect: keysight or rigol")] = "keysight",
+    ports: Annotated[str, typer.Option(help="fixed (documented ports) or auto (free ports)")] = "fixed",
+    seed: Annotated[int, typer.Option(help="seed of the twin's noise")] = 0,
+    log_level: Annotated[str, typer.Option(help="twin log level")] = "INFO",
+) -> None:
+    """Serve the OTS-SAT digital twin in the foreground (Ctrl-C stops it); prints every endpoint it serves."""
+    argv = [sys.executable, "-m", "twin", "--ports", ports, "--psu-dialect", psu_dialect, "--seed", str(seed)]
+    argv += ["--log-level", log_level]
+    os.execv(sys.executable, argv)
+
+
+@app.command()
+def safe(bench_config: ConfigOpt = None) -> None:
+    """Put a bench in safe state now: every supply output off. Works while a run is in progress."""
+    try:
+        loaded = load_config(bench_config)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    psu = loaded.config.instruments["psu"]
+    if psu.resource.startswith("twin:"):
+        name = psu.resource.removeprefix("twin:")
+        resources = [str(t["endpoints"][name]["resource"]) for t in running_twins() if name in t["endpoints"]]
+        if not resources:
+            console.print("no auto-started twin is running: nothing to make safe")
+            return
+    else:
+        resources = [psu.resource]
+    failed = False
+    for resource in resources:
+        try:
+            supply = open_power_supply(psu.driver, resource, psu.timeout_s)
+            try:
+                supply.all_outputs_off()
+            finally:
+                supply.close()
+            console.print(f"[green]safe[/]: {psu.driver} at {resource}: all outputs off", highlight=False)
+        except InstrumentError as exc:
+            failed = True
+            console.print(f"[bold red]NOT SAFE[/]: {psu.driver} at {resource}: {exc}", highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="a run directory (holds journal.jsonl)")]) -> None:
+    """Rebuild report.html of a run from its journal, also for a run that was killed."""
+    from reports.html import write_html_report
+    from reports.journal import JournalError
+
+    if not (run_dir / "journal.jsonl").exists():
+        raise _fail(f"{run_dir}: no journal.jsonl here; give a run directory such as runs/latest")
+    try:
+        path = write_html_report(run_dir)
+    except JournalError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"report: {path}", highlight=False)
+
+
+@app.command()
+def check(
+    bench_config: ConfigOpt = None,
+    limits: Annotated[Path, typer.Option(help="limits file")] = Path("test_plans/limits.yaml"),
+) -> None:
+    """Validate a bench config and the limits file (no instrument is contacted)."""
+    try:
+        loaded = load_config(bench_config)
+        table = load_limits(limits, loaded.config.dut.model_level)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    dut = loaded.config.dut
+    bus = dut.envelope.bus_voltage
+    console.print(f"[green]ok[/]: {loaded.path} (bench '{loaded.config.bench.name}')", highlight=False)
+    console.print(
+        f"  DUT {dut.name} {dut.part_number} S/N {dut.serial} ({dut.model_level.value}); envelope "
+        f"{bus.min:g}-{bus.max:g} V, {dut.envelope.max_current:g} A, OVP {dut.envelope.ovp_level:g} V",
+        highlight=False,
+    )
+    console.print(f"[green]ok[/]: {limits} ({len(table)} limits at {dut.model_level.value})", highlight=False)
+
+
+def main() -> None:  # pragma: no cover - console script entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
+
+

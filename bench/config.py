@@ -1,0 +1,194 @@
+"""The bench configuration: which instruments this station has, the DUT and its safe envelope, calibration.
+
+One YAML file per bench (`bench/configs/twin.yaml` is the default: the digital twin, auto-started).
+It is validated with pydantic when loaded; any mistake is reported as one line naming the file, the field and
+what to do, before anything is connected or powered.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+DEFAULT_CONFIG = CONFIG_DIR / "twin.yaml"
+
+
+class ConfigError(ValueError):
+    """A bench config, limits file or campaign file is wrong; the message says where and how to fix it."""
+
+
+class ModelLevel(StrEnum):
+    EM = "EM"
+    QM = "QM"
+    FM = "FM"
+    PFM = "PFM"
+
+
+class _Strict(BaseModel):
+    # Unknown keys are typos until proven otherwise: a misspelt `max_curent` must not silently default.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class BusVoltage(_Strict):
+    min: PositiveFloat
+    nominal: PositiveFloat
+    max: PositiveFloat
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BusVoltage:
+        if not self.min <= self.nominal <= self.max:
+            raise ValueError(f"need min <= nominal <= max, got {self.min} / {self.nominal} / {self.max} V")
+        return self
+
+
+class Envelope(_Strict):
+    """What the DUT may be driven with. Nothing outside it is ever sent to an instrument."""
+
+    bus_voltage: BusVoltage
+    max_current: PositiveFloat = Field(description="current limit of the DUT supply, A")
+    max_inrush_current: PositiveFloat = Field(description="highest current the DUT may draw at power-on, A")
+    ovp_margin: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.2, description="OVP level above the envelope maximum, V"
+    )
+    ocp_delay_s: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.05,
+        description="how long the supply may sit in current limit before OCP trips (covers inrush)",
+    )
+
+    @property
+    def ovp_level(self) -> float:
+        return self.bus_voltage.max + self.ovp_margin
+
+
+class Dut(_Strict):
+    name: str = "OTS-SAT"
+    part_number: str
+    model_level: ModelLevel
+    serial: str
+    envelope: Envelope
+
+
+class InstrumentConfig(_Strict):
+    driver: str = Field(description="driver name, e.g. keysight-e36312a")
+    resource: str = Field(description="VISA resource string, or twin:<endpoint> for the auto-started twin")
+    timeout_s: PositiveFloat = 2.0
+    channels: dict[str, int] = Field(default_factory=dict, description="role -> channel number")
+
+
+class TwinConfig(_Strict):
+    autostart: bool = False
+    psu_dialect: Literal["keysight", "rigol"] = "keysight"
+    seed: int = 0
+    startup_timeout_s: PositiveFloat = 20.0
+
+
+class Safety(_Strict):
+    watchdog_s: Annotated[float, Field(ge=1, le=3600)] = 5.0
+    require_watchdog: bool = Field(
+        default=True,
+        description="refuse to power the DUT from a supply without an I/O watchdog (a killed bench PC "
+        "would leave the DUT powered)",
+    )
+    heartbeat_s: PositiveFloat = 1.0
+    stable_current_timeout_s: PositiveFloat = 5.0
+
+
+class CalibrationRecord(_Strict):
+    certificate: str
+    due: dt.date
+    uncertainty: dict[str, float] = Field(
+        default_factory=dict, description="expanded uncertainty (k=2) by units, e.g. {V: 0.005, A: 0.002}"
+    )
+
+
+class BenchInfo(_Strict):
+    name: str
+    location: str = ""
+    operator: str | None = None
+
+
+class BenchConfig(_Strict):
+    bench: BenchInfo
+    twin: TwinConfig = TwinConfig()
+    instruments: dict[str, InstrumentConfig]
+    dut: Dut
+    safety: Safety = Safety()
+    calibration: dict[str, CalibrationRecord] = Field(
+        default_factory=dict, description="calibration records keyed by instrument serial (*IDN? field 3)"
+    )
+
+    @model_validator(mode="after")
+    def _has_dut_supply(self) -> BenchConfig:
+        psu = self.instruments.get("psu")
+        if psu is None:
+            raise ValueError("instruments: a bench needs a 'psu' entry (the supply that powers the DUT)")
+        if "dut_main" not in psu.channels:
+            raise ValueError("instruments.psu.channels: name the channel feeding the DUT as 'dut_main: <n>'")
+        return self
+
+
+class LoadedConfig(BaseModel):
+    """A validated config plus where it came from (for the as-run record)."""
+
+    model_config = ConfigDict(frozen=True)
+    path: Path
+    sha256: str
+    config: BenchConfig
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def _describe(err: dict[str, Any]) -> str:
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown field (typo?); remove it or check the spelling against docs/configuration.md"
+    elif err["type"] == "missing":
+        msg = "required field is missing"
+    return msg
+
+
+def parse_yaml(path: Path, what: str) -> Any:
+    """Read a YAML file, turning I/O and syntax errors into one-line ConfigErrors."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {what} not found; pass an existing file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}:{where}: {problem}; fix the YAML syntax") from None
+
+
+def validation_message(path: Path, exc: ValidationError) -> str:
+    """One line per problem: file, field path, what is wrong."""
+    return "\n".join(f"{path}: {_field_path(e['loc'])}: {_describe(dict(e))}" for e in exc.errors())
+
+
+def load_config(path: Path | str | None = None) -> LoadedConfig:
+    """Load and validate a bench config (default: the twin). Raises ConfigError with a one-line reason."""
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    raw = parse_yaml(path, "bench config")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a bench config is a YAML mapping (bench:, instruments:, dut:, ...)")
+    try:
+        config = BenchConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(validation_message(path, exc)) from None
+    return LoadedConfig(path=path, sha256=hashlib.sha256(path.read_bytes()).hexdigest(), config=config)

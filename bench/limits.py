@@ -1,0 +1,112 @@
+"""The limits file: every measurement's bounds per model level, traced to requirements.
+
+```yaml
+schema: 1
+marginal_fraction: 0.05          # default for every limit
+limits:
+  EPS.IDLE_CURRENT:
+    description: Main bus current with OBC and EPS idle
+    units: A
+    requirements: [OTS-EPS-020]
+    all: {low: 0.3, high: 0.7}     # every model level ...
+    FM:  {low: 0.35, high: 0.65}   # ... unless the level has its own bounds
+```
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from bench.config import ConfigError, ModelLevel, parse_yaml, validation_message
+from bench.measurement import Limit
+
+
+class _Bounds(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    low: float | None = None
+    high: float | None = None
+
+    @model_validator(mode="after")
+    def _sane(self) -> _Bounds:
+        if self.low is None and self.high is None:
+            raise ValueError("give low and/or high")
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValueError(f"low {self.low} is above high {self.high}")
+        return self
+
+
+class _LimitEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    description: str = ""
+    units: str
+    requirements: list[Annotated[str, Field(pattern=r"^OTS-[A-Z0-9]+-\d{3}$")]] = Field(min_length=1)
+    marginal_fraction: Annotated[float, Field(ge=0, lt=0.5)] | None = None
+    all: _Bounds | None = None
+    EM: _Bounds | None = None
+    QM: _Bounds | None = None
+    FM: _Bounds | None = None
+    PFM: _Bounds | None = None
+
+
+class _LimitsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    schema_: int = Field(alias="schema")
+    marginal_fraction: Annotated[float, Field(ge=0, lt=0.5)] = 0.05
+    limits: dict[Annotated[str, Field(pattern=r"^[A-Z0-9_]+(\.[A-Z0-9_]+)+$")], _LimitEntry]
+
+
+class LimitsTable:
+    """Limits resolved for one model level."""
+
+    def __init__(self, path: Path, model_level: ModelLevel, limits: dict[str, Limit]) -> None:
+        self.path = path
+        self.model_level = model_level
+        self._limits = limits
+
+    def __getitem__(self, name: str) -> Limit:
+        try:
+            return self._limits[name]
+        except KeyError:
+            raise ConfigError(
+                f"{self.path}: limits.{name}: no limit for '{name}' at model level "
+                f"{self.model_level.value}; add it (with units and requirements) to the limits file"
+            ) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._limits
+
+    def __len__(self) -> int:
+        return len(self._limits)
+
+    def names(self) -> list[str]:
+        return sorted(self._limits)
+
+
+def load_limits(path: Path, model_level: ModelLevel) -> LimitsTable:
+    raw = parse_yaml(path, "limits file")
+    try:
+        parsed = _LimitsFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(validation_message(path, exc)) from None
+    if parsed.schema_ != 1:
+        raise ConfigError(f"{path}: schema: version {parsed.schema_} is not supported; this bench reads 1")
+    table: dict[str, Limit] = {}
+    for name, entry in parsed.limits.items():
+        bounds = getattr(entry, model_level.value) or entry.all
+        if bounds is None:
+            continue  # not applicable at this level; measuring it reports the missing limit clearly
+        table[name] = Limit(
+            name=name,
+            units=entry.units,
+            low=bounds.low,
+            high=bounds.high,
+            requirements=tuple(entry.requirements),
+            description=entry.description,
+            marginal_fraction=(
+                entry.marginal_fraction if entry.marginal_fraction is not None else parsed.marginal_fraction
+            ),
+        )
+    return LimitsTable(path, model_level, table)

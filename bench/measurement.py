@@ -1,0 +1,99 @@
+"""Measurements, limits and verdicts.
+
+A *limit* is data: a named quantity with units, a low and/or high bound for a model level, and the requirement
+IDs it verifies (it lives in the limits file, never in test code). A *measurement* is a value taken by a test
+step and judged against its limit, once, at the moment it is taken; the record is immutable from then on.
+
+Verdict: `fail` outside the bounds (or not a number); `marginal` inside but closer to a bound than the
+marginal fraction of the span (for a one-sided limit, of the bound's magnitude); otherwise `pass`.
+Margin is the signed distance to the nearest bound in the measurement's units (negative = outside), and
+margin % relates it to the span, so reviewers see how much headroom a unit really has.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Verdict(StrEnum):
+    PASS = "pass"
+    MARGINAL = "marginal"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    name: str
+    units: str
+    low: float | None = None
+    high: float | None = None
+    requirements: tuple[str, ...] = ()
+    description: str = ""
+    marginal_fraction: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.low is None and self.high is None:
+            raise ValueError(f"limit {self.name}: needs a low and/or a high bound")
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValueError(f"limit {self.name}: low {self.low} is above high {self.high}")
+
+    @property
+    def scale(self) -> float:
+        """What margin % is relative to: the span, or the magnitude of a one-sided bound."""
+        if self.low is not None and self.high is not None:
+            return self.high - self.low
+        bound = self.low if self.low is not None else self.high
+        assert bound is not None
+        return abs(bound)
+
+    def judge(self, value: float) -> tuple[Verdict, float, float | None]:
+        """(verdict, margin in units, margin as % of scale or None when the scale is zero)."""
+        if math.isnan(value):
+            return Verdict.FAIL, math.nan, None
+        margins = []
+        if self.low is not None:
+            margins.append(value - self.low)
+        if self.high is not None:
+            margins.append(self.high - value)
+        margin = min(margins)
+        scale = self.scale
+        pct = 100.0 * margin / scale if scale > 0 else None
+        if margin < 0:
+            return Verdict.FAIL, margin, pct
+        if scale > 0 and margin < self.marginal_fraction * scale:
+            return Verdict.MARGINAL, margin, pct
+        return Verdict.PASS, margin, pct
+
+    def describe(self) -> str:
+        lo = "-inf" if self.low is None else f"{self.low:g}"
+        hi = "+inf" if self.high is None else f"{self.high:g}"
+        return f"[{lo}, {hi}] {self.units}"
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    name: str
+    value: float
+    units: str
+    low: float | None
+    high: float | None
+    verdict: Verdict
+    margin: float
+    margin_pct: float | None
+    requirements: tuple[str, ...]
+    test_id: str
+    time: str
+    description: str = ""
+    uncertainty: float | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict is not Verdict.FAIL
+
+    def summary(self) -> str:
+        lo = "-inf" if self.low is None else f"{self.low:g}"
+        hi = "+inf" if self.high is None else f"{self.high:g}"
+        return f"{self.name} = {self.value:.6g} {self.units} [{lo}, {hi}] -> {self.verdict.value.upper()}"

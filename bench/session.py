@@ -1,0 +1,193 @@
+"""A bench session: from a validated config to connected, identified, protected instruments — and back.
+
+Open order matters and is the safety procedure itself:
+1. start the twin if the config says so (a separate process; the bench only learns its endpoints);
+2. connect every instrument, read its identity (*IDN?) and match its calibration record by serial;
+3. put the supply in a known state (outputs off), check the DUT envelope fits the channel ratings;
+4. arm instrument-side protection from the envelope: OVP, OCP, current limit, then the I/O watchdog;
+5. register safe state for every exit and start the heartbeat that keeps the watchdog fed while we live.
+Only then may anything power the DUT. `close()` enters safe state and undoes the rest in reverse.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.calibration import CalibrationState, calibration_of
+from bench.config import ConfigError, LoadedConfig
+from bench.journal import Journal
+from bench.safe_state import SafeState
+from bench.safety import GuardedSupply, arm_protection, check_ratings
+from bench.twin_launcher import TwinProcess
+from instruments.errors import InstrumentError
+from instruments.power import Identity, PowerSupply
+from instruments.registry import open_power_supply
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class InstrumentInfo:
+    role: str
+    driver: str
+    resource: str
+    identity: Identity
+    calibration: CalibrationState
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "driver": self.driver,
+            "resource": self.resource,
+            "identity": {
+                "maker": self.identity.maker,
+                "model": self.identity.model,
+                "serial": self.identity.serial,
+                "firmware": self.identity.firmware,
+            },
+            "calibration": self.calibration.as_record(),
+        }
+
+
+def resolve_resource(resource: str, twin: TwinProcess | None, config_path: Path, role: str) -> str:
+    """`twin:<endpoint>` → the running twin's address for that endpoint; anything else is used as is."""
+    if not resource.startswith("twin:"):
+        return resource
+    name = resource.removeprefix("twin:")
+    if twin is None:
+        raise ConfigError(
+            f"{config_path}: instruments.{role}.resource: '{resource}' needs the auto-started twin; "
+            "set twin.autostart: true or give a VISA resource string"
+        )
+    try:
+        return str(twin.endpoints[name]["resource"])
+    except KeyError:
+        raise ConfigError(
+            f"{config_path}: instruments.{role}.resource: the twin has no endpoint '{name}' "
+            f"(it serves: {', '.join(sorted(twin.endpoints))})"
+        ) from None
+
+
+@dataclass
+class BenchSession:
+    loaded: LoadedConfig
+    journal: Journal | None
+    run_dir: Path | None = None
+    twin: TwinProcess | None = None
+    psu_driver: PowerSupply | None = None
+    instruments: dict[str, InstrumentInfo] = field(default_factory=dict)
+    safe_state: SafeState = field(default_factory=SafeState)
+    watchdog_armed: bool = False
+    _heartbeat_stop: threading.Event = field(default_factory=threading.Event)
+    _heartbeat: threading.Thread | None = None
+
+    @property
+    def config_path(self) -> Path:
+        return self.loaded.path
+
+    @property
+    def psu(self) -> GuardedSupply:
+        assert self.psu_driver is not None, "session not open"
+        cfg = self.loaded.config
+        return GuardedSupply(self.psu_driver, cfg.instruments["psu"].channels, cfg.dut.envelope, str(self.config_path))
+
+    @classmethod
+    def open(
+        cls, loaded: LoadedConfig, journal: Journal | None, run_dir: Path | None, *, install_signals: bool = True
+    ) -> BenchSession:
+        session = cls(loaded=loaded, journal=journal, run_dir=run_dir, safe_state=SafeState(journal))
+        try:
+            session._open(install_signals)
+        except BaseException:
+            session.close("session set-up failed")
+            raise
+        return session
+
+    def _open(self, install_signals: bool) -> None:
+        cfg = self.loaded.config
+        if cfg.twin.autostart:
+            log_path = (self.run_dir / "twin.log") if self.run_dir else None
+            self.twin = TwinProcess(
+                psu_dialect=cfg.twin.psu_dialect,
+                seed=cfg.twin.seed,
+                log_path=log_path,
+                startup_timeout_s=cfg.twin.startup_timeout_s,
+            ).start()
+            log.info("twin started (pid %s): %s", self.twin.pid, sorted(self.twin.endpoints))
+
+        psu_cfg = cfg.instruments["psu"]
+        resource = resolve_resource(psu_cfg.resource, self.twin, self.config_path, "psu")
+        driver = open_power_supply(psu_cfg.driver, resource, psu_cfg.timeout_s)
+        self.psu_driver = driver
+        # Safe state is registered the moment a connection exists: from here on, any exit turns outputs off.
+        self.safe_state.register("psu", self._psu_safe_action(psu_cfg.driver, resource, psu_cfg.timeout_s))
+        if install_signals:
+            self.safe_state.install()
+
+        ident = driver.identity()
+        cal = calibration_of(ident.serial, cfg.calibration, dt.date.today())
+        info = InstrumentInfo("psu", psu_cfg.driver, resource, ident, cal)
+        self.instruments["psu"] = info
+        if self.journal is not None:
+            self.journal.record("instrument", **info.as_record())
+        if cal.status.value != "valid":
+            log.warning("calibration of %s (serial %s): %s", ident.model, ident.serial, cal.status.value)
+
+        envelope = cfg.dut.envelope
+        check_ratings(driver, psu_cfg.channels, envelope, str(self.config_path))
+        self.watchdog_armed = arm_protection(driver, psu_cfg.channels, envelope, cfg.safety, str(self.config_path))
+        if self.watchdog_armed:
+            self._start_heartbeat(driver, cfg.safety.heartbeat_s)
+
+    def _psu_safe_action(self, driver_name: str, resource: str, timeout_s: float) -> Any:
+        def action(fresh: bool) -> None:
+            if not fresh and self.psu_driver is not None:
+                try:
+                    self.psu_driver.all_outputs_off()
+                    return
+                except InstrumentError as exc:
+                    log.warning("safe state on the open connection failed (%s); retrying on a new one", exc)
+            # A new connection: the open one may be mid-exchange (signal) or broken (link lost).
+            fresh_psu = open_power_supply(driver_name, resource, timeout_s)
+            try:
+                fresh_psu.all_outputs_off()
+            finally:
+                fresh_psu.close()
+
+        return action
+
+    def _start_heartbeat(self, psu: PowerSupply, period_s: float) -> None:
+        def beat() -> None:
+            while not self._heartbeat_stop.wait(period_s):
+                try:
+                    psu.heartbeat()
+                except InstrumentError as exc:
+                    log.error("heartbeat to the supply failed: %s (its watchdog will switch outputs off)", exc)
+
+        self._heartbeat = threading.Thread(target=beat, name="psu-watchdog-heartbeat", daemon=True)
+        self._heartbeat.start()
+
+    def close(self, reason: str = "session end") -> None:
+        """Safe state, then stop the heartbeat, disarm the watchdog (outputs are off), disconnect, stop the twin."""
+        self.safe_state.enter(reason)
+        self._heartbeat_stop.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join(timeout=5)
+        if self.psu_driver is not None:
+            try:
+                if self.watchdog_armed and self.safe_state.last_results.get("psu") == "ok":
+                    self.psu_driver.disarm_watchdog()
+            except InstrumentError as exc:
+                log.warning("could not disarm the watchdog: %s", exc)
+            self.psu_driver.close()
+            self.psu_driver = None
+        self.safe_state.unregister_all()
+        self.safe_state.uninstall()
+        if self.twin is not None:
+            self.twin.stop()
+            self.twin = None

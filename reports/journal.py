@@ -1,0 +1,716 @@
+"""Read a run journal into immutable records.
+
+The journal (``<run-dir>/journal.jsonl``, docs/contracts.md §4) is the bench's account of one run, written
+one JSON object per line, each flushed to disk the moment the thing it describes happened. A report is
+therefore built from whatever the journal holds when the report is asked for, including the journal of a
+run whose bench process was killed. This module turns the lines into a :class:`RunRecord`:
+
+``run_start``        → :class:`RunInfo` (campaign, model level, DUT, who/where/which software)
+``instrument``       → :class:`InstrumentRecord` (identity and calibration as read at session start)
+``test_start``       → opens a :class:`TestRecord`; ``measurement`` and ``attachment`` lines fill it;
+``test_end``         → closes it with an outcome, a duration and a message
+``safe_state``       → :class:`SafeStateEvent`
+``run_end``          → :class:`RunEnd`
+
+Reading is tolerant of the ways a run can end badly, and strict about everything else:
+
+* a last line that is not valid JSON (killed mid-write) is ignored, with a note in ``RunRecord.warnings``;
+* a test without ``test_end`` becomes outcome ``error`` with message "run ended during this test";
+* a journal without ``run_end`` is "incomplete (bench process ended without closing the run)";
+* unknown kinds are ignored, so newer writers can add kinds without breaking older reports;
+* any other line that is not a JSON object, or a field of the wrong type or outside its set of values,
+  raises :class:`JournalError` naming the file and the line: a qualification report must not silently
+  show something other than what the bench recorded.
+
+Fields missing from a record take an empty value (``None``, ``""``, ``()``), so a report can still be made
+from an older or partial writer; the report shows them as blanks.
+
+The overall verdict of a run (:attr:`RunRecord.verdict`) is decided here, not in a template, so that the
+HTML, the PDF, JUnit and the VCRM all agree:
+
+* ``INCOMPLETE`` when the run did not close, has no ``run_start``, was interrupted, or executed no test;
+* ``FAIL`` when any test failed or errored, or any measurement failed;
+* ``PASS`` otherwise (marginal measurements pass; the summary counts them).
+
+This module imports nothing from the bench: it reads the journal's JSON itself.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import ClassVar, Final, Literal, TypeAlias, cast
+
+__all__ = [
+    "INCOMPLETE_STATUS",
+    "OPEN_TEST_MESSAGE",
+    "OUTCOMES",
+    "VERDICTS",
+    "Attachment",
+    "Calibration",
+    "CalibrationStatus",
+    "DutInfo",
+    "Identity",
+    "InstrumentRecord",
+    "JournalError",
+    "MeasuredValue",
+    "Measurement",
+    "Outcome",
+    "RunEnd",
+    "RunInfo",
+    "RunRecord",
+    "RunVerdict",
+    "SafeStateEvent",
+    "TestRecord",
+    "Verdict",
+    "parse_time",
+    "read_journal",
+]
+
+Outcome: TypeAlias = Literal["passed", "failed", "error", "skipped"]
+Verdict: TypeAlias = Literal["pass", "marginal", "fail"]
+CalibrationStatus: TypeAlias = Literal["valid", "expired", "missing"]
+RunVerdict: TypeAlias = Literal["PASS", "FAIL", "INCOMPLETE"]
+MeasuredValue: TypeAlias = float | int | bool | str | None
+
+OUTCOMES: Final[tuple[Outcome, ...]] = ("passed", "failed", "error", "skipped")
+VERDICTS: Final[tuple[Verdict, ...]] = ("pass", "marginal", "fail")
+CALIBRATION_STATUSES: Final[tuple[CalibrationStatus, ...]] = ("valid", "expired", "missing")
+
+OPEN_TEST_MESSAGE: Final = "run ended during this test"
+INCOMPLETE_STATUS: Final = "incomplete (bench process ended without closing the run)"
+COMPLETE_STATUS: Final = "complete"
+
+# pytest exit codes that mean "the tests ran to the end" (0: all passed, 1: some failed).
+_NORMAL_EXIT: Final = (0, 1)
+_EXIT_MEANING: Final = {
+    2: "run interrupted",
+    3: "internal error in the bench",
+    4: "bench usage error",
+    5: "no tests were collected",
+}
+
+
+class JournalError(ValueError):
+    """The journal cannot be read: not JSON lines, or a record that breaks the contract."""
+
+    def __init__(self, path: Path, line: int | None, reason: str) -> None:
+        self.path = path
+        self.line = line
+        self.reason = reason
+        where = f"{path}, line {line}" if line is not None else str(path)
+        super().__init__(f"{where}: {reason}")
+
+
+# --------------------------------------------------------------------------------------------------------
+# Records
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What the instrument answered to ``*IDN?``."""
+
+    maker: str = ""
+    model: str = ""
+    serial: str = ""
+    firmware: str = ""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The calibration record of one instrument, as checked at session start."""
+
+    certificate: str = ""
+    due: str = ""
+    uncertainty: Mapping[str, object] = field(default_factory=dict)
+    """Quantity → uncertainty as recorded (the bench writes numbers; free text is kept under key "")."""
+    status: CalibrationStatus = "missing"
+
+
+@dataclass(frozen=True)
+class InstrumentRecord:
+    role: str
+    driver: str
+    resource: str
+    identity: Identity
+    calibration: Calibration
+
+
+@dataclass(frozen=True)
+class DutInfo:
+    name: str = ""
+    model_level: str = ""
+    serial: str = ""
+    envelope: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    time: str
+    campaign: str
+    model_level: str
+    operator: str
+    host: str
+    git_revision: str
+    software_version: str
+    bench_config: str
+    config_hash: str
+    dut: DutInfo
+    argv: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One measured value with its limits and verdict, exactly as the bench judged it."""
+
+    test_id: str
+    name: str
+    value: MeasuredValue
+    units: str
+    low: float | None
+    high: float | None
+    verdict: Verdict
+    margin: float | None
+    margin_pct: float | None
+    requirements: tuple[str, ...]
+    time: str
+    description: str
+    uncertainty: float | None = None
+    """Measurement uncertainty in ``units``, when the bench knows it."""
+    extra: Mapping[str, object] = field(default_factory=dict)
+    """Anything else the bench attached to the measurement (kept, not interpreted)."""
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file stored next to the journal; ``path`` is relative to the run directory."""
+
+    test_id: str | None
+    name: str
+    path: str
+    mime: str
+
+
+@dataclass(frozen=True)
+class TestRecord:
+    """One test: what it verifies, what it measured, and how it ended."""
+
+    __test__: ClassVar[bool] = False  # not a pytest test class
+
+    test_id: str
+    name: str
+    start: str
+    requirements: tuple[str, ...]
+    subsystem: str
+    doc: str
+    measurements: tuple[Measurement, ...]
+    attachments: tuple[Attachment, ...]
+    outcome: Outcome
+    duration: float | None
+    message: str
+    end: str | None
+    """Time of ``test_end``; ``None`` when the journal ended while the test was running."""
+
+    @property
+    def closed(self) -> bool:
+        return self.end is not None
+
+    def measurement_counts(self) -> dict[Verdict, int]:
+        counts: dict[Verdict, int] = dict.fromkeys(VERDICTS, 0)
+        for m in self.measurements:
+            counts[m.verdict] += 1
+        return counts
+
+
+@dataclass(frozen=True)
+class SafeStateEvent:
+    time: str
+    reason: str
+    results: Mapping[str, str]
+    """role → "ok" or the error text."""
+
+    @property
+    def ok(self) -> bool:
+        return all(r == "ok" for r in self.results.values())
+
+
+@dataclass(frozen=True)
+class RunEnd:
+    time: str
+    exit_status: int | str | None
+    counts: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Everything one journal says about one run."""
+
+    path: Path
+    run: RunInfo | None
+    instruments: tuple[InstrumentRecord, ...]
+    tests: tuple[TestRecord, ...]
+    safe_state: tuple[SafeStateEvent, ...]
+    attachments: tuple[Attachment, ...]
+    """Attachments that belong to the run rather than to one test (``test_id`` null or absent)."""
+    end: RunEnd | None
+    warnings: tuple[str, ...]
+    """What the reader had to tolerate (truncated last line, open tests, missing run_end, ...)."""
+
+    @property
+    def complete(self) -> bool:
+        return self.end is not None
+
+    @property
+    def status(self) -> str:
+        return COMPLETE_STATUS if self.complete else INCOMPLETE_STATUS
+
+    def measurements(self) -> Iterator[Measurement]:
+        for t in self.tests:
+            yield from t.measurements
+
+    def outcome_counts(self) -> dict[Outcome, int]:
+        counts: dict[Outcome, int] = dict.fromkeys(OUTCOMES, 0)
+        for t in self.tests:
+            counts[t.outcome] += 1
+        return counts
+
+    def measurement_counts(self) -> dict[Verdict, int]:
+        counts: dict[Verdict, int] = dict.fromkeys(VERDICTS, 0)
+        for m in self.measurements():
+            counts[m.verdict] += 1
+        return counts
+
+    def requirements(self) -> list[str]:
+        """Every requirement ID touched by a test or a measurement, sorted."""
+        ids: set[str] = set()
+        for t in self.tests:
+            ids.update(t.requirements)
+            for m in t.measurements:
+                ids.update(m.requirements)
+        return sorted(ids)
+
+    @property
+    def verdict(self) -> RunVerdict:
+        return self._judge()[0]
+
+    @property
+    def verdict_reason(self) -> str:
+        return self._judge()[1]
+
+    def _judge(self) -> tuple[RunVerdict, str]:
+        outcomes = self.outcome_counts()
+        failed_tests = outcomes["failed"] + outcomes["error"]
+        failed_meas = self.measurement_counts()["fail"]
+        anomalies = failed_tests + failed_meas
+        noted = f"; {anomalies} anomalies recorded" if anomalies else ""
+        if self.run is None:
+            return "INCOMPLETE", f"the journal has no run_start record{noted}"
+        if self.end is None:
+            return "INCOMPLETE", f"bench process ended without closing the run{noted}"
+        status = self.end.exit_status
+        if isinstance(status, int) and status not in _NORMAL_EXIT:
+            meaning = _EXIT_MEANING.get(status, "abnormal end")
+            return "INCOMPLETE", f"{meaning} (exit status {status}){noted}"
+        if isinstance(status, str) and status not in ("0", "1", ""):
+            return "INCOMPLETE", f"run ended with exit status {status!r}{noted}"
+        if failed_tests or failed_meas:
+            parts = []
+            if failed_tests:
+                parts.append(f"{failed_tests} test(s) failed or errored")
+            if failed_meas:
+                parts.append(f"{failed_meas} measurement(s) outside limits")
+            return "FAIL", ", ".join(parts)
+        if status == 1:
+            return "FAIL", "the bench reported failed tests (exit status 1) that the journal does not show"
+        if outcomes["passed"] == 0:
+            return "INCOMPLETE", "no test was executed (all skipped or none collected)"
+        marginal = self.measurement_counts()["marginal"]
+        reason = f"{outcomes['passed']} test(s) passed"
+        if outcomes["skipped"]:
+            reason += f", {outcomes['skipped']} skipped"
+        if marginal:
+            reason += f", {marginal} measurement(s) marginal"
+        return "PASS", reason
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """An ISO-8601 time from the journal as an aware UTC datetime, or None if absent or unreadable."""
+    if not text:
+        return None
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return t.astimezone(UTC)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Reading
+
+
+def read_journal(path: Path | str) -> RunRecord:
+    """Read ``path`` (a ``journal.jsonl``) into a :class:`RunRecord`. Raises :class:`JournalError`."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise JournalError(path, None, f"cannot read the journal: {exc.strerror or exc}") from exc
+    reader = _Reader(path)
+    lines = data.split(b"\n")
+    last = _last_content_line(lines)
+    for index, raw in enumerate(lines):
+        lineno = index + 1
+        stripped = raw.strip()
+        if not stripped:
+            continue
+        try:
+            obj = json.loads(stripped.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            if lineno == last:
+                reader.warn(
+                    f"line {lineno}: incomplete last line ignored (the bench was probably stopped while "
+                    f"writing it): {_snippet(stripped)}"
+                )
+                continue
+            raise JournalError(path, lineno, f"not valid JSON ({exc})") from exc
+        if not isinstance(obj, dict):
+            raise JournalError(path, lineno, f"expected a JSON object, got {type(obj).__name__}")
+        reader.feed(_Fields(cast(dict[str, object], obj), path, lineno))
+    return reader.finish()
+
+
+def _last_content_line(lines: Sequence[bytes]) -> int:
+    for index in range(len(lines) - 1, -1, -1):
+        if lines[index].strip():
+            return index + 1
+    return 0
+
+
+def _snippet(raw: bytes, limit: int = 80) -> str:
+    text = raw.decode("utf-8", errors="replace")
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
+class _Fields:
+    """Typed access to one journal record; a wrong type raises JournalError naming file, line, field."""
+
+    def __init__(self, obj: dict[str, object], path: Path, lineno: int) -> None:
+        self.obj = obj
+        self.path = path
+        self.lineno = lineno
+
+    def error(self, reason: str) -> JournalError:
+        return JournalError(self.path, self.lineno, reason)
+
+    def _bad(self, key: str, expected: str) -> JournalError:
+        return self.error(f"field {key!r} should be {expected}, got {self.obj[key]!r}")
+
+    def text(self, key: str) -> str:
+        value = self.obj.get(key)
+        if value is None:
+            return ""
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        raise self._bad(key, "a string")
+
+    def required_text(self, key: str) -> str:
+        value = self.text(key)
+        if not value:
+            raise self.error(f"{self.text('kind')} record without {key!r}")
+        return value
+
+    def optional_text(self, key: str) -> str | None:
+        return self.text(key) if self.obj.get(key) is not None else None
+
+    def number(self, key: str) -> float | None:
+        value = self.obj.get(key)
+        if value is None:
+            return None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise self._bad(key, "a number or null")
+
+    def value(self, key: str) -> MeasuredValue:
+        value = self.obj.get(key)
+        if value is None or isinstance(value, int | float | str | bool):
+            return value
+        raise self._bad(key, "a number, boolean, string or null")
+
+    def texts(self, key: str) -> tuple[str, ...]:
+        value = self.obj.get(key)
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            return (value,)
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(cast(list[str], value))
+        raise self._bad(key, "a list of strings")
+
+    def mapping(self, key: str) -> dict[str, object]:
+        value = self.obj.get(key)
+        if value is None:
+            return {}
+        if isinstance(value, dict):
+            return cast(dict[str, object], value)
+        raise self._bad(key, "an object")
+
+    def mapping_or_text(self, key: str) -> dict[str, object]:
+        if isinstance(self.obj.get(key), str):
+            return {"": self.obj[key]} if self.obj[key] else {}
+        return self.mapping(key)
+
+    def sub(self, key: str) -> _Fields:
+        return _Fields(self.mapping(key), self.path, self.lineno)
+
+    def choice(self, key: str, choices: Sequence[str], default: str | None = None) -> str:
+        value = self.obj.get(key)
+        if value is None and default is not None:
+            return default
+        if isinstance(value, str) and value in choices:
+            return value
+        raise self.error(f"field {key!r} should be one of {', '.join(choices)}, got {value!r}")
+
+
+@dataclass
+class _OpenTest:
+    test_id: str
+    name: str
+    start: str
+    requirements: tuple[str, ...]
+    subsystem: str
+    doc: str
+    measurements: list[Measurement] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
+    outcome: Outcome | None = None
+    duration: float | None = None
+    message: str = ""
+    end: str | None = None
+
+
+class _Reader:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.run: RunInfo | None = None
+        self.instruments: list[InstrumentRecord] = []
+        self.tests: list[_OpenTest] = []
+        self.by_id: dict[str, _OpenTest] = {}
+        self.safe_state: list[SafeStateEvent] = []
+        self.attachments: list[Attachment] = []
+        self.end: RunEnd | None = None
+        self.warnings: list[str] = []
+        self.last_time: str = ""
+
+    def warn(self, text: str) -> None:
+        self.warnings.append(text)
+
+    def feed(self, f: _Fields) -> None:
+        if "kind" not in f.obj:
+            raise f.error("record without 'kind'")
+        kind = f.text("kind")
+        handler = self._handlers.get(kind)
+        if handler is None:
+            return  # unknown kinds are ignored: newer writers may add some
+        t = f.text("time")
+        if t:
+            self.last_time = t
+        handler(self, f)
+
+    def _run_start(self, f: _Fields) -> None:
+        if self.run is not None:
+            self.warn(f"line {f.lineno}: second run_start ignored")
+            return
+        d = f.sub("dut")
+        self.run = RunInfo(
+            run_id=f.text("run_id"),
+            time=f.text("time"),
+            campaign=f.text("campaign"),
+            model_level=f.text("model_level"),
+            operator=f.text("operator"),
+            host=f.text("host"),
+            git_revision=f.text("git_revision"),
+            software_version=f.text("software_version"),
+            bench_config=f.text("bench_config"),
+            config_hash=f.text("config_hash"),
+            dut=DutInfo(
+                name=d.text("name"),
+                model_level=d.text("model_level"),
+                serial=d.text("serial"),
+                envelope=d.mapping("envelope"),
+            ),
+            argv=f.texts("argv"),
+        )
+
+    def _instrument(self, f: _Fields) -> None:
+        i = f.sub("identity")
+        c = f.sub("calibration")
+        self.instruments.append(
+            InstrumentRecord(
+                role=f.text("role"),
+                driver=f.text("driver"),
+                resource=f.text("resource"),
+                identity=Identity(
+                    maker=i.text("maker"),
+                    model=i.text("model"),
+                    serial=i.text("serial"),
+                    firmware=i.text("firmware"),
+                ),
+                calibration=Calibration(
+                    certificate=c.text("certificate"),
+                    due=c.text("due"),
+                    uncertainty=c.mapping_or_text("uncertainty"),
+                    status=cast(CalibrationStatus, c.choice("status", CALIBRATION_STATUSES, "missing")),
+                ),
+            )
+        )
+
+    def _test_start(self, f: _Fields) -> None:
+        test_id = f.required_text("test_id")
+        test = _OpenTest(
+            test_id=test_id,
+            name=f.text("name") or test_id,
+            start=f.text("time"),
+            requirements=f.texts("requirements"),
+            subsystem=f.text("subsystem"),
+            doc=f.text("doc"),
+        )
+        self.tests.append(test)  # a re-run of the same test id opens a new record
+        self.by_id[test_id] = test
+
+    def _test_for(self, f: _Fields, test_id: str) -> _OpenTest:
+        test = self.by_id.get(test_id)
+        if test is None:
+            self.warn(f"line {f.lineno}: {f.text('kind')} for test {test_id!r} that has no test_start")
+            test = _OpenTest(test_id, test_id, f.text("time"), (), "", "")
+            self.tests.append(test)
+            self.by_id[test_id] = test
+        return test
+
+    def _measurement(self, f: _Fields) -> None:
+        test_id = f.required_text("test_id")
+        m = Measurement(
+            test_id=test_id,
+            name=f.required_text("name"),
+            value=f.value("value"),
+            units=f.text("units"),
+            low=f.number("low"),
+            high=f.number("high"),
+            verdict=cast(Verdict, f.choice("verdict", VERDICTS)),
+            margin=f.number("margin"),
+            margin_pct=f.number("margin_pct"),
+            requirements=f.texts("requirements"),
+            time=f.text("time"),
+            description=f.text("description"),
+            uncertainty=f.number("uncertainty"),
+            extra=f.mapping("extra"),
+        )
+        self._test_for(f, test_id).measurements.append(m)
+
+    def _attachment(self, f: _Fields) -> None:
+        test_id = f.optional_text("test_id")
+        a = Attachment(test_id=test_id, name=f.text("name"), path=f.required_text("path"), mime=f.text("mime"))
+        if test_id is None:
+            self.attachments.append(a)
+        else:
+            self._test_for(f, test_id).attachments.append(a)
+
+    def _test_end(self, f: _Fields) -> None:
+        test = self._test_for(f, f.required_text("test_id"))
+        if test.end is not None:
+            self.warn(f"line {f.lineno}: second test_end for {test.test_id!r}; the last one is used")
+        test.outcome = cast(Outcome, f.choice("outcome", OUTCOMES))
+        test.duration = f.number("duration")
+        test.message = f.text("message")
+        test.end = f.text("time")
+
+    def _safe_state(self, f: _Fields) -> None:
+        results = {str(role): r if isinstance(r, str) else json.dumps(r) for role, r in f.mapping("results").items()}
+        self.safe_state.append(SafeStateEvent(time=f.text("time"), reason=f.text("reason"), results=results))
+
+    def _run_end(self, f: _Fields) -> None:
+        raw_status = f.obj.get("exit_status")
+        status: int | str | None
+        if raw_status is None or (isinstance(raw_status, int) and not isinstance(raw_status, bool)):
+            status = raw_status
+        else:
+            status = f.text("exit_status")
+        counts: dict[str, int] = {}
+        for key, n in f.mapping("counts").items():
+            if not isinstance(n, int) or isinstance(n, bool):
+                raise f.error(f"run_end count {key!r} should be an integer, got {n!r}")
+            counts[key] = n
+        self.end = RunEnd(time=f.text("time"), exit_status=status, counts=counts)
+
+    _handlers: ClassVar[dict[str, Callable[[_Reader, _Fields], None]]] = {
+        "run_start": _run_start,
+        "instrument": _instrument,
+        "test_start": _test_start,
+        "measurement": _measurement,
+        "attachment": _attachment,
+        "test_end": _test_end,
+        "safe_state": _safe_state,
+        "run_end": _run_end,
+    }
+
+    def finish(self) -> RunRecord:
+        if self.run is None:
+            self.warn("the journal has no run_start record" if self.tests or self.end else "the journal is empty")
+        if self.end is None:
+            self.warn(f"no run_end record: {INCOMPLETE_STATUS}")
+        last = parse_time(self.last_time)
+        tests: list[TestRecord] = []
+        for t in self.tests:
+            outcome, duration, message = t.outcome, t.duration, t.message
+            if outcome is None:
+                outcome, message = "error", OPEN_TEST_MESSAGE
+                start = parse_time(t.start)
+                if duration is None and start is not None and last is not None:
+                    duration = max(0.0, (last - start).total_seconds())
+                self.warn(f"test {t.test_id!r} has no test_end: marked error ({OPEN_TEST_MESSAGE})")
+            if duration is not None and not math.isfinite(duration):
+                duration = None
+            tests.append(
+                TestRecord(
+                    test_id=t.test_id,
+                    name=t.name,
+                    start=t.start,
+                    requirements=t.requirements,
+                    subsystem=t.subsystem,
+                    doc=t.doc,
+                    measurements=tuple(t.measurements),
+                    attachments=tuple(t.attachments),
+                    outcome=outcome,
+                    duration=duration,
+                    message=message,
+                    end=t.end,
+                )
+            )
+        record = RunRecord(
+            path=self.path,
+            run=self.run,
+            instruments=tuple(self.instruments),
+            tests=tuple(tests),
+            safe_state=tuple(self.safe_state),
+            attachments=tuple(self.attachments),
+            end=self.end,
+            warnings=tuple(self.warnings),
+        )
+        if self.end is not None and self.end.counts:
+            mine = record.outcome_counts()
+            differ = [
+                f"{k} {n} (journal has {mine.get(cast(Outcome, k), 0)})"
+                for k, n in self.end.counts.items()
+                if n != mine.get(cast(Outcome, k), 0)
+            ]
+            if differ:
+                note = "run_end counts differ from the tests in the journal: " + ", ".join(differ)
+                record = replace(record, warnings=(*record.warnings, note))
+        return record

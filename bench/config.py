@@ -16,12 +16,12 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from bench.errors import ConfigError
+
 CONFIG_DIR = Path(__file__).parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "twin.yaml"
 
-
-class ConfigError(ValueError):
-    """A bench config, limits file or campaign file is wrong; the message says where and how to fix it."""
+__all__ = ["ConfigError", "LoadedConfig", "ModelLevel", "load_config"]
 
 
 class ModelLevel(StrEnum):

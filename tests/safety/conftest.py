@@ -1,0 +1,77 @@
+"""A standalone twin for the exit-path tests, and a way to look at it without feeding its watchdog.
+
+The supply's I/O watchdog resets on *any* SCPI traffic, so these tests read the twin's state through its
+control endpoint (not SCPI): otherwise our own checks would keep the outputs alive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.config import CONFIG_DIR
+from bench.twin_launcher import TwinProcess
+
+PROJECT = Path(__file__).resolve().parents[2]
+LIMITS = PROJECT / "test_plans" / "limits.yaml"
+
+
+class TwinHandle:
+    def __init__(self, twin: TwinProcess) -> None:
+        self.twin = twin
+        self.psu_resource = str(twin.endpoints["psu"]["resource"])
+        ctl = twin.endpoints["control"]
+        self.control_addr = (str(ctl["host"]), int(ctl["port"]))
+
+    def control(self, **cmd: Any) -> dict[str, Any]:
+        with socket.create_connection(self.control_addr, timeout=5) as sock:
+            sock.sendall((json.dumps(cmd) + "\n").encode())
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        reply = json.loads(data)
+        assert reply.get("ok"), reply
+        return reply
+
+    def channel_state(self, ch: int = 1) -> dict[str, Any]:
+        return self.twin_state()["psu"]["channels"][str(ch)]
+
+    def twin_state(self) -> dict[str, Any]:
+        return self.control(cmd="state")
+
+    def output_on(self, ch: int = 1) -> bool:
+        return bool(self.channel_state(ch)["output"])
+
+
+@pytest.fixture(scope="module")
+def standalone_twin() -> Iterator[TwinHandle]:
+    with TwinProcess(ports="auto") as twin:
+        yield TwinHandle(twin)
+
+
+def bench_config_for(twin: TwinHandle, tmp_path: Path, watchdog_s: float = 1.0) -> Path:
+    """The standalone-twin config pointed at this twin's free port, with a short watchdog."""
+    text = (CONFIG_DIR / "twin-standalone.yaml").read_text()
+    text = text.replace("TCPIP0::127.0.0.1::5025::SOCKET", twin.psu_resource)
+    text = text.replace("watchdog_s: 5", f"watchdog_s: {watchdog_s}\n  heartbeat_s: 0.2")
+    path = tmp_path / "bench.yaml"
+    path.write_text(text)
+    return path
+
+
+def start_bench(plan: Path, config: Path, tmp_path: Path, mode: str, *extra: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "MODE": mode, "MARKER": str(tmp_path / "dut-on")}
+    argv = [sys.executable, "-m", "pytest", str(plan), "-q", "-p", "no:cacheprovider", "--bench-config", str(config)]
+    argv += ["--out", str(tmp_path / "runs"), "--limits", str(LIMITS), "--rootdir", str(tmp_path), *extra]
+    return subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -3,7 +3,7 @@
 * measured values and limits: 4 significant digits, trailing zeros kept (``1.500``), integers as integers;
 * margins: the same, with an explicit sign (``+0.1200``, ``−0.0350``);
 * margin %: one decimal with sign (``+12.0 %``);
-* times: ``2025-11-25 18:41:03 UTC``; durations: ``12.3 s`` / ``2 min 05 s`` / ``1 h 02 min``.
+* times: ``2025-11-25 18:41:03 UTC``; durations: ``250 ms`` / ``12.3 s`` / ``2 min 05 s`` / ``1 h 02 min``.
 
 A missing value is an empty string: templates decide how to show a blank.
 """
@@ -73,8 +73,10 @@ def fmt_time(text: str | None) -> str:
 def fmt_duration(seconds: float | None) -> str:
     if seconds is None or not math.isfinite(seconds):
         return ""
-    if seconds < 0.001:
-        return "0 s" if seconds == 0 else f"{seconds * 1e3:.3g} ms"
+    if seconds == 0:
+        return "0 s"
+    if seconds < 1:
+        return f"{seconds * 1e3:.3g} ms"
     if seconds < 60:
         return f"{seconds:.3g} s" if seconds < 10 else f"{seconds:.1f} s"
     minutes, secs = divmod(round(seconds), 60)

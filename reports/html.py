@@ -248,7 +248,7 @@ def build_view(record: RunRecord, run_dir: Path, *, now: datetime | None = None)
         Field("DUT serial", dut.serial if dut else ""),
         Field("Run ID", run.run_id if run else ""),
         Field("Start", fmt_time(run.time) if run else ""),
-        Field("End", fmt_time(record.end.time) if record.end else "— (" + record.status + ")"),
+        Field("End", fmt_time(record.end.time) if record.end else ""),  # "Run status" says why it is blank
         Field("Duration", _run_duration(record)),
         Field("Operator", run.operator if run else ""),
         Field("Host", run.host if run else ""),
@@ -337,7 +337,7 @@ def _plain(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return fmt_number(value, 6)
+        return f"{value:.6g}".replace("-", "−")  # configuration data: as written, not padded to a precision
     if isinstance(value, list | tuple):
         return ", ".join(_plain(v) for v in value)
     if isinstance(value, dict):

@@ -37,8 +37,9 @@ def nice_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
     def intervals(step: float) -> int:
         return math.ceil(hi / step - 1e-9) - math.floor(lo / step + 1e-9)
 
-    # the 1-2-5 step whose number of intervals is closest to the target; the larger step on a tie
-    step = min(reversed(candidates), key=lambda s: abs(intervals(s) - target))
+    # the 1-2-5 step whose number of intervals is closest to the target; on a tie, the one whose ticks
+    # overshoot the data least
+    step = min(candidates, key=lambda s: (abs(intervals(s) - target), intervals(s) * s - (hi - lo)))
     first = math.floor(lo / step + 1e-9)
     last = math.ceil(hi / step - 1e-9)
     return [_clean(k * step, step) for k in range(first, last + 1)]

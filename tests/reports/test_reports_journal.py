@@ -85,7 +85,7 @@ def test_killed_run_is_reported_incomplete(journal: JournalBuilder) -> None:
     assert [m.name for m in second.measurements] == ["b"]  # the half-written "c" is not invented
     assert second.duration == pytest.approx(1.0)  # test_start → last record seen
     notes = "\n".join(record.warnings)
-    assert "line 7: incomplete last line ignored" in notes
+    assert "line 8: incomplete last line ignored" in notes
     assert "no run_end" in notes
     assert "'t::second' has no test_end" in notes
 
@@ -200,7 +200,9 @@ def test_nan_value_and_null_limits(journal: JournalBuilder) -> None:
 
 
 def test_run_level_attachments(passing_run: JournalBuilder) -> None:
-    passing_run.lines.insert(2, '{"kind":"attachment","test_id":null,"name":"CAN log","path":"can.log","mime":"text/plain"}')
+    passing_run.lines.insert(
+        2, '{"kind":"attachment","test_id":null,"name":"CAN log","path":"can.log","mime":"text/plain"}'
+    )
     record = read_journal(passing_run.write())
     assert [a.name for a in record.attachments] == ["CAN log"]
 
@@ -212,8 +214,17 @@ def test_reads_what_the_bench_journal_writes(tmp_path: Path) -> None:
     limit = bench_measurement.Limit("inrush_peak", "A", low=0.0, high=3.0, requirements=("OTS-EPS-010",))
     verdict, margin, pct = limit.judge(2.5)
     m = bench_measurement.Measurement(
-        name="inrush_peak", value=2.5, units="A", low=0.0, high=3.0, verdict=verdict, margin=margin,
-        margin_pct=pct, requirements=("OTS-EPS-010",), test_id="t::inrush", time=bench_journal.utc_now(),
+        name="inrush_peak",
+        value=2.5,
+        units="A",
+        low=0.0,
+        high=3.0,
+        verdict=verdict,
+        margin=margin,
+        margin_pct=pct,
+        requirements=("OTS-EPS-010",),
+        test_id="t::inrush",
+        time=bench_journal.utc_now(),
         uncertainty=0.001,
     )
     j = bench_journal.Journal(tmp_path / "journal.jsonl")

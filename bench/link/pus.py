@@ -137,11 +137,19 @@ class TcPacket:
     request_id: int  # first four bytes of the packet: what TM[1,x] reports refer to
 
 
+def _check_length(kind: str, raw: bytes | bytearray) -> None:
+    announced = (raw[4] << 8 | raw[5]) + 7
+    if announced != len(raw):
+        raise PusError(f"{kind} length field announces {announced} bytes, packet has {len(raw)}")
+
+
 def decode_tm(raw: bytes | bytearray, timestamp_len: int = TIMESTAMP_LEN) -> TmPacket:
     """Decode and check one PUS-C TM packet that fills ``raw`` exactly; raise :class:`PusError` if not."""
     n = len(raw)
     minimum = PRIMARY_HEADER_LEN + TM_SEC_HEADER_LEN + timestamp_len + CRC_LEN
     if n < minimum:
+        if n >= PRIMARY_HEADER_LEN:  # a truncated packet: its length field tells the better story
+            _check_length("TM", raw)
         raise PusError(f"TM is {n} bytes, shorter than headers + {timestamp_len}-byte time + CRC ({minimum})")
     ident, psc, data_len, sec0, service, subtype, counter, dest = _HEADERS.unpack_from(raw)
     if ident >> 13:
@@ -151,7 +159,7 @@ def decode_tm(raw: bytes | bytearray, timestamp_len: int = TIMESTAMP_LEN) -> TmP
         flag = "with" if ident & 0x0800 else "without"
         raise PusError(f"not a PUS TM: packet type {kind}, {flag} secondary header")
     if data_len + 7 != n:
-        raise PusError(f"TM length field announces {data_len + 7} bytes, packet has {n}")
+        _check_length("TM", raw)
     if not check_pus_crc(raw):
         received = int.from_bytes(raw[-2:], "big")
         raise PusError(f"TM CRC16 mismatch: received 0x{received:04X}, computed 0x{crc16_ccitt_false(raw[:-2]):04X}")
@@ -194,11 +202,11 @@ def decode_tm_reference(raw: bytes | bytearray, timestamp_len: int = TIMESTAMP_L
 
 def decode_tc(raw: bytes | bytearray) -> TcPacket:
     """Decode and check one PUS-C TC packet that fills ``raw`` exactly (e.g. to log what was sent)."""
+    if len(raw) < PRIMARY_HEADER_LEN:
+        raise PusError(f"TC is {len(raw)} bytes, shorter than the 6-byte primary header")
+    _check_length("TC", raw)
     if len(raw) < PRIMARY_HEADER_LEN + TC_SEC_HEADER_LEN + CRC_LEN:
         raise PusError(f"TC is {len(raw)} bytes, shorter than its headers + CRC")
-    announced = int.from_bytes(raw[4:6], "big") + 7
-    if announced != len(raw):
-        raise PusError(f"TC length field announces {announced} bytes, packet has {len(raw)}")
     if not raw[0] & 0x10:
         raise PusError("not a PUS TC: packet type bit says TM")
     try:

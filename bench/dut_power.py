@@ -87,11 +87,15 @@ class DutPower:
         self,
         *,
         timeout_s: float | None = None,
-        window: int = 5,
+        window: int = 10,
         tolerance_a: float = 0.01,
-        interval_s: float = 0.02,
+        interval_s: float = 0.05,
     ) -> float:
-        """Wait until `window` consecutive readings lie within `tolerance_a`; return their mean."""
+        """Wait until `window` consecutive readings lie within `tolerance_a`; return their mean.
+
+        The window (0.5 s by default) must outlast any plateau of the boot sequence, or a boot phase would be
+        mistaken for the settled idle current.
+        """
         readings: list[float] = []
 
         def sample() -> list[float]:

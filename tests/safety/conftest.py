@@ -45,12 +45,17 @@ class TwinHandle:
         return reply
 
     def channel_state(self, ch: int = 1) -> dict[str, Any]:
-        return self.twin_state()["psu"]["channels"][str(ch)]
+        return next(c for c in self.twin_state()["psu"]["channels"] if c["channel"] == ch)
 
     def twin_state(self) -> dict[str, Any]:
         return self.control(cmd="state")
 
     def output_on(self, ch: int = 1) -> bool:
+        """Is the output delivering power? (After a watchdog trip the *programmed* state stays on, as on
+        Keysight supplies, but the output is latched off.)"""
+        return bool(self.channel_state(ch)["delivering"])
+
+    def output_programmed_on(self, ch: int = 1) -> bool:
         return bool(self.channel_state(ch)["output"])
 
 

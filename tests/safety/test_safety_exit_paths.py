@@ -45,7 +45,7 @@ def plan(tmp_path: Path) -> Path:
 
 
 def _journal(tmp_path: Path) -> list[dict]:
-    [journal] = (tmp_path / "runs").glob("*/journal.jsonl")
+    [journal] = [p for p in (tmp_path / "runs").glob("*/journal.jsonl") if p.parent.name != "latest"]
     return [json.loads(line) for line in journal.read_text().splitlines() if line.strip()]
 
 
@@ -64,6 +64,7 @@ def test_session_end_leaves_outputs_off(standalone_twin, plan, tmp_path, mode, c
     assert proc.returncode == code, out
     assert (tmp_path / "dut-on").exists()
     assert not standalone_twin.output_on()
+    assert not standalone_twin.output_programmed_on()
     reasons = [r["reason"] for r in _journal(tmp_path) if r["kind"] == "safe_state"]
     assert reasons == ["session end"]
 
@@ -87,7 +88,7 @@ def test_signal_enters_safe_state_and_still_reports(standalone_twin, plan, tmp_p
     records = _journal(tmp_path)
     assert any(r["kind"] == "safe_state" and r["reason"] == sig.name for r in records)
     assert records[-1]["kind"] == "run_end"
-    assert next((tmp_path / "runs").glob("*/report.html")).exists()
+    assert (tmp_path / "runs" / "latest" / "report.html").exists()
 
 
 def test_sigkill_is_caught_by_the_supply_watchdog(standalone_twin, plan, tmp_path):
@@ -96,7 +97,11 @@ def test_sigkill_is_caught_by_the_supply_watchdog(standalone_twin, plan, tmp_pat
     proc.kill()  # no handler, no teardown: only the instrument can save the DUT now
     proc.communicate(timeout=30)
     # Read through the control endpoint: SCPI traffic of ours would feed the watchdog.
-    await_true(lambda: not standalone_twin.output_on(), timeout_s=5, what="the watchdog to switch the output off")
+    await_true(
+        lambda: not standalone_twin.output_on(),
+        timeout_s=5,
+        what="the watchdog to switch the output off",
+    )
     assert standalone_twin.channel_state()["watchdog_tripped"]
     # The killed run's journal is intact up to the kill and reports as incomplete.
     records = _journal(tmp_path)

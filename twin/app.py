@@ -1,0 +1,228 @@
+"""Lifecycle of the twin process: start every service, publish the endpoint table, run, stop cleanly.
+
+``SERVICES`` is the registry: one line per server (name, fixed port, how to build it from the ``World``).
+Later issues add CAN, I2C, console and RF servers as one line each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Protocol, TextIO
+
+from twin.control import CONTROL_PORT, ControlService
+from twin.psu_service import PsuService, psu_port
+from twin.world import Options, World
+
+__all__ = ["SERVICES", "Endpoint", "Service", "ServiceSpec", "run"]
+
+_log = logging.getLogger("twin")
+
+TICK_S: Final = 0.005
+PARENT_POLL_S: Final = 0.2
+_PR_SET_PDEATHSIG: Final = 1
+
+
+class Service(Protocol):
+    name: str
+    kind: str
+    description: str
+    visa: bool  # reachable as a VISA raw-socket resource
+
+    async def start(self, host: str, port: int) -> int: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    fixed_port: Callable[[Options], int]
+    build: Callable[[World], Service]
+
+
+SERVICES: Final[tuple[ServiceSpec, ...]] = (
+    ServiceSpec("psu", lambda options: psu_port(options.psu_dialect), PsuService),
+    ServiceSpec("control", lambda options: CONTROL_PORT, ControlService),
+)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    kind: str
+    host: str
+    port: int
+    description: str
+    visa: bool
+
+    @property
+    def resource(self) -> str | None:
+        return f"TCPIP0::{self.host}::{self.port}::SOCKET" if self.visa else None
+
+    @property
+    def address(self) -> str:
+        return self.resource or f"tcp://{self.host}:{self.port}"
+
+    def to_json(self) -> dict[str, object]:
+        entry: dict[str, object] = {"kind": self.kind}
+        if self.resource is not None:
+            entry["resource"] = self.resource
+        entry.update(address=self.address, host=self.host, port=self.port, description=self.description)
+        return entry
+
+
+class StartupError(Exception):
+    pass
+
+
+def endpoint_lines(endpoints: list[Endpoint]) -> list[str]:
+    name_width = max(len(e.name) for e in endpoints) + 2
+    address_width = max(len(e.address) for e in endpoints) + 2
+    return [f"{e.name:<{name_width}}{e.address:<{address_width}}{e.description}" for e in endpoints]
+
+
+def write_endpoints_file(path: Path, endpoints: list[Endpoint]) -> None:
+    """Atomically (tmp file in the same directory + os.replace): readers never see a partial table."""
+    document = {"pid": os.getpid(), "endpoints": {e.name: e.to_json() for e in endpoints}}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="utf-8") as stream:
+        json.dump(document, stream, indent=2)
+        stream.write("\n")
+        stream.flush()
+        os.fsync(stream.fileno())
+    os.replace(tmp, path)
+
+
+def _remove_own_endpoints_file(path: Path) -> None:
+    """A stale table would send the next reader to dead ports; remove it, but only if it is still ours."""
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(path.read_text(encoding="utf-8")).get("pid") == os.getpid():
+            path.unlink()
+
+
+# ------------------------------------------------------------------------------------------ parent death
+
+
+def _set_parent_death_signal() -> bool:
+    """Ask Linux to send SIGTERM when our parent dies (prctl PR_SET_PDEATHSIG); False where unavailable."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    # A zombie still answers kill(0) until reaped; it is dead for our purpose.
+    with contextlib.suppress(OSError, IndexError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+async def _watch_parent(pid: int, stop: asyncio.Event) -> None:
+    # Polling covers what PDEATHSIG cannot: a --parent-pid that is not our direct parent, non-Linux hosts.
+    while not stop.is_set():
+        if not process_alive(pid):
+            _log.info("parent process %d is gone; stopping", pid)
+            stop.set()
+            return
+        await asyncio.sleep(PARENT_POLL_S)
+
+
+async def _tick(world: World) -> None:
+    while True:
+        try:
+            world.tick()
+        except Exception:
+            _log.exception("simulation tick failed")
+        await asyncio.sleep(TICK_S)
+
+
+# ------------------------------------------------------------------------------------------------ run
+
+
+async def _start(world: World, services: list[Service], options: Options) -> list[Endpoint]:
+    endpoints: list[Endpoint] = []
+    for spec in SERVICES:
+        service = spec.build(world)
+        port = 0 if options.ports == "auto" else spec.fixed_port(options)
+        try:
+            bound = await service.start(options.host, port)
+        except OSError as exc:
+            raise StartupError(
+                f"cannot listen on {options.host}:{port} for {spec.name}: {exc.strerror or exc}"
+            ) from exc
+        services.append(service)
+        endpoints.append(Endpoint(spec.name, service.kind, options.host, bound, service.description, service.visa))
+    return endpoints
+
+
+async def run(options: Options, *, out: TextIO | None = None) -> int:
+    """Serve until SIGTERM/SIGINT or the parent's death; 0 on a clean stop, 1 if startup failed."""
+    out = out or sys.stdout
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    if options.parent_pid is not None:
+        # PDEATHSIG fires on the death of the process that forked us, so it only helps if that is the parent.
+        if options.parent_pid == os.getppid() and _set_parent_death_signal():
+            _log.debug("PR_SET_PDEATHSIG armed for parent %d", options.parent_pid)
+        # Checked after arming, so a parent that died in between is not missed.
+        if not process_alive(options.parent_pid):
+            _log.error("parent process %d is not running; not starting", options.parent_pid)
+            return 1
+
+    world = World(options)
+    services: list[Service] = []
+    tasks: list[asyncio.Task[None]] = []
+    written = False
+    try:
+        try:
+            endpoints = await _start(world, services, options)
+        except StartupError as exc:
+            print(f"twin: {exc}", file=sys.stderr, flush=True)
+            return 1
+        if options.endpoints_file is not None:
+            write_endpoints_file(options.endpoints_file, endpoints)
+            written = True
+        for line in endpoint_lines(endpoints):
+            print(line, file=out)
+        print("twin ready", file=out, flush=True)
+        _log.info("twin ready (%s PSU, seed %d)", options.psu_dialect, options.seed)
+        tasks.append(asyncio.create_task(_tick(world)))
+        if options.parent_pid is not None:
+            tasks.append(asyncio.create_task(_watch_parent(options.parent_pid, stop)))
+        await stop.wait()
+        _log.info("stopping")
+        return 0
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for service in reversed(services):
+            with contextlib.suppress(Exception):
+                await service.stop()
+        if written and options.endpoints_file is not None:
+            _remove_own_endpoints_file(options.endpoints_file)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)

@@ -1,0 +1,156 @@
+"""The twin's control endpoint: JSON Lines over TCP, for tests and fault injection only.
+
+One JSON object per line in, one per line out; replies are ``{"ok": true, ...}`` or
+``{"ok": false, "error": "..."}``. The bench never needs this endpoint to run a plan.
+
+  {"cmd": "state"}                                  → {"ok": true, "psu": {...}, "dut": {...}, "faults": {...}}
+  {"cmd": "load", "name": "payload", "on": true}    → switch one of the DUT's switchable loads (DUT powered)
+  {"cmd": "fault", "name": "psu_silent", "on": true} → latching fault on/off
+  {"cmd": "fault", "name": "psu_drop"}              → one-shot fault
+  {"cmd": "help"}                                   → commands, loads and faults
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from typing import Final
+
+from twin.world import World
+
+__all__ = ["CONTROL_PORT", "ControlService"]
+
+CONTROL_PORT: Final = 29999
+_log = logging.getLogger(__name__)
+
+Reply = dict[str, object]
+
+
+class _Refused(Exception):
+    pass
+
+
+class ControlService:
+    name = "control"
+    kind = "jsonl"
+    visa = False
+    description = "twin control (JSON Lines: state, loads, fault injection) — tests only"
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._commands: dict[str, Callable[[dict[str, object]], Reply]] = {
+            "state": self._state,
+            "load": self._load,
+            "fault": self._fault,
+            "help": self._help,
+        }
+
+    async def start(self, host: str, port: int) -> int:
+        self._server = await asyncio.start_server(self._client, host, port)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for writer in list(self._writers):
+            writer.close()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            while True:
+                try:
+                    line = await reader.readline()
+                except ValueError:  # longer than the stream limit: answer, then give up on this client
+                    writer.write(self._encode({"ok": False, "error": "request line too long"}))
+                    await writer.drain()
+                    break
+                if not line:
+                    break
+                if not line.strip():
+                    continue
+                writer.write(self._encode(self.handle_line(line)))
+                await writer.drain()
+        except (ConnectionError, OSError) as exc:
+            _log.debug("control client lost: %s", exc)
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+    @staticmethod
+    def _encode(reply: Reply) -> bytes:
+        return (json.dumps(reply) + "\n").encode()
+
+    def handle_line(self, line: bytes | str) -> Reply:
+        try:
+            request = json.loads(line)
+        except ValueError as exc:
+            return {"ok": False, "error": f"invalid JSON: {exc}"}
+        if not isinstance(request, dict):
+            return {"ok": False, "error": "a request is a JSON object with a 'cmd'"}
+        command = self._commands.get(str(request.get("cmd")))
+        if command is None:
+            known = ", ".join(sorted(self._commands))
+            return {"ok": False, "error": f"unknown cmd {request.get('cmd')!r} (known: {known})"}
+        try:
+            return command(request)
+        except _Refused as exc:
+            return {"ok": False, "error": str(exc)}
+
+    # -- commands ----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _field(request: dict[str, object], key: str, kind: type) -> object:
+        value = request.get(key)
+        if not isinstance(value, kind):
+            raise _Refused(f"'{key}' must be a {kind.__name__}")
+        return value
+
+    def _state(self, request: dict[str, object]) -> Reply:
+        self.world.tick()
+        reply: Reply = {"ok": True}
+        for name, provider in self.world.state.items():
+            reply[name] = provider()
+        reply["faults"] = {
+            name: fault.active() for name, fault in self.world.faults.items() if fault.active is not None
+        }
+        return reply
+
+    def _load(self, request: dict[str, object]) -> Reply:
+        name = str(self._field(request, "name", str))
+        on = bool(self._field(request, "on", bool))
+
+        def switch(t: float) -> None:
+            self.world.dut.set_load(name, on)
+
+        try:
+            self.world.run_at_now(switch)
+        except (KeyError, RuntimeError) as exc:
+            raise _Refused(str(exc.args[0]) if exc.args else str(exc)) from exc
+        return {"ok": True, "load": name, "on": on}
+
+    def _fault(self, request: dict[str, object]) -> Reply:
+        name = str(self._field(request, "name", str))
+        fault = self.world.faults.get(name)
+        if fault is None:
+            known = ", ".join(sorted(self.world.faults))
+            raise _Refused(f"unknown fault {name!r} (known: {known})")
+        if fault.active is None:
+            return {"ok": True, "fault": name, **fault.apply(True)}
+        on = bool(self._field(request, "on", bool))
+        _log.info("fault %s %s", name, "on" if on else "off")
+        return {"ok": True, "fault": name, "on": on, **fault.apply(on)}
+
+    def _help(self, request: dict[str, object]) -> Reply:
+        return {
+            "ok": True,
+            "commands": sorted(self._commands),
+            "loads": sorted(self.world.dut.loads),
+            "faults": {name: fault.description for name, fault in self.world.faults.items()},
+        }

@@ -1,0 +1,162 @@
+"""The OTS-SAT main bus as the load on PSU channel 1 (through the umbilical battery simulator).
+
+The model is analytic in time and evaluated lazily: the supply asks ``demand(t, v)`` (the current the bus
+would draw at time ``t`` if held at ``v``) whenever it needs a value, and reports what it actually delivered
+through ``settle(t, v_terminal)``, where the discrete state changes (undervoltage lockout, boot). Numbers and
+their reasons: ``docs/satellite-model.md``.
+
+* Bus capacitance behind the harness: a voltage step charges it as an RC (1.4 Ω, τ = 3 ms), so output-on
+  draws ``V/1.4 Ω · exp(-t/3 ms)`` (≈2.7 A at 3.8 V) and the bus voltage lags the supply by that exponential.
+* EPS undervoltage lockout with hysteresis: loads off below 3.10 V (falling), on again at ≥ 3.30 V
+  (rising), which is a reboot (boot counter +1). Locked out, the EPS draws 4 mA quiescent. A sag with the
+  supply on must last 100 ms (the comparator's filter) before the EPS locks out.
+* Constant-power loads: OBC boot 1.1 W for 0.25 s after power-good, then idle 1.9 W (OBC + EPS + UHF RX),
+  plus the switchable loads that are on (all off after every boot).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = [
+    "BOOT_DURATION_S",
+    "BOOT_POWER_W",
+    "HARNESS_OHM",
+    "IDLE_POWER_W",
+    "INRUSH_TAU_S",
+    "QUIESCENT_A",
+    "SWITCHABLE_LOADS_W",
+    "UVLO_FALLING_V",
+    "UVLO_RISING_V",
+    "UVLO_FILTER_S",
+    "SatellitePowerModel",
+]
+
+HARNESS_OHM: Final = 1.4
+INRUSH_TAU_S: Final = 3e-3
+UVLO_FALLING_V: Final = 3.10
+UVLO_RISING_V: Final = 3.30
+UVLO_FILTER_S: Final = 0.10  # undervoltage comparator filter: a sag must last this long to lock out
+QUIESCENT_A: Final = 0.004
+BOOT_POWER_W: Final = 1.1
+BOOT_DURATION_S: Final = 0.25
+IDLE_POWER_W: Final = 1.9
+SWITCHABLE_LOADS_W: Final[dict[str, float]] = {
+    "adcs_wheels": 1.2,
+    "payload": 3.5,
+    "uhf_tx": 4.0,
+    "heaters": 2.0,
+}
+# Constant-power converters cannot draw unbounded current as the bus sags; below this the EPS would have
+# locked out anyway, the floor only keeps P/V finite inside one evaluation step.
+_CONVERTER_MIN_V: Final = 2.5
+# Quiescent current flows only once the EPS controller has enough voltage to run.
+_QUIESCENT_MIN_V: Final = 0.5
+
+
+@dataclass
+class _Capacitor:
+    """Bus capacitance: exponential approach of ``v0`` (at ``t0``) to ``target``."""
+
+    target: float = 0.0
+    v0: float = 0.0
+    t0: float = 0.0
+
+    def voltage(self, t: float) -> float:
+        return self.target + (self.v0 - self.target) * math.exp(-max(0.0, t - self.t0) / INRUSH_TAU_S)
+
+
+class SatellitePowerModel:
+    """OTS-SAT as seen from the umbilical: inrush, UVLO/brownout, boot, constant-power loads."""
+
+    def __init__(self) -> None:
+        self._cap = _Capacitor()
+        self.powered = False
+        self.boot_count = 0
+        self.reset_cause: str | None = None
+        self.bus_voltage = 0.0
+        self._power_good_at: float | None = None
+        self._next_cause = "power_on"
+        self._below_since: float | None = None
+        self.loads: dict[str, bool] = dict.fromkeys(SWITCHABLE_LOADS_W, False)
+
+    # -- the Load protocol the power supply drives -------------------------------------------------------
+
+    def source_step(self, t: float, v_source: float) -> None:
+        """The supply now holds ``v_source`` (0 when its output is off or latched off)."""
+        self._cap = _Capacitor(target=v_source, v0=self._cap.voltage(t), t0=t)
+
+    def demand(self, t: float, v_source: float) -> float:
+        """Current (A) drawn at time ``t`` if the supply holds ``v_source`` at its terminals."""
+        if v_source <= 0.0:
+            return 0.0
+        v_cap = self._cap.voltage(t)
+        # The supply cannot sink: a falling step discharges the capacitance into the loads instead.
+        charging = max(0.0, (v_source - v_cap) / HARNESS_OHM)
+        power = self.power(t)
+        if power is not None:
+            return charging + power / max(v_cap, _CONVERTER_MIN_V)
+        return charging + (QUIESCENT_A if v_cap > _QUIESCENT_MIN_V else 0.0)
+
+    def settle(self, t: float, v_terminal: float) -> None:
+        """Apply lockout/boot given the voltage the supply actually delivered at ``t``."""
+        # In current limit the terminal voltage sags below the capacitor's own curve; the bus sees the lower.
+        self.bus_voltage = max(0.0, min(self._cap.voltage(t), v_terminal))
+        if self.powered and self.bus_voltage < UVLO_FALLING_V and self._cap.target > 0.0:
+            # A sag with the supply on must last the comparator's filter time before the EPS locks out:
+            # brief dips (current limit during a transient) are ridden through, so an OCP can trip first.
+            if self._below_since is None:
+                self._below_since = t
+            if t - self._below_since < UVLO_FILTER_S:
+                return
+        else:
+            self._below_since = None
+        if self.powered and self.bus_voltage < UVLO_FALLING_V:
+            self._below_since = None
+            self.powered = False
+            self._power_good_at = None
+            # Supply gone (off or tripped) is a power-on reset next time; a sag with the supply on, a brownout.
+            self._next_cause = "power_on" if self._cap.target <= 0.0 else "brownout"
+            self.loads = dict.fromkeys(self.loads, False)
+        elif not self.powered and self.bus_voltage >= UVLO_RISING_V:
+            self.powered = True
+            self._power_good_at = t
+            self.boot_count += 1
+            self.reset_cause = self._next_cause
+            self.loads = dict.fromkeys(self.loads, False)
+
+    # -- the satellite's side ------------------------------------------------------------------------------
+
+    def power(self, t: float) -> float | None:
+        """Constant power drawn by the loads at ``t`` (W), None while locked out."""
+        if not self.powered or self._power_good_at is None:
+            return None
+        if t - self._power_good_at < BOOT_DURATION_S:
+            return BOOT_POWER_W
+        return IDLE_POWER_W + sum(SWITCHABLE_LOADS_W[name] for name, on in self.loads.items() if on)
+
+    def booted(self, t: float) -> bool:
+        return self._power_good_at is not None and t - self._power_good_at >= BOOT_DURATION_S
+
+    def set_load(self, name: str, on: bool) -> None:
+        """Switch one of the EPS outputs (telecommand, or the control endpoint)."""
+        if name not in self.loads:
+            known = ", ".join(sorted(self.loads))
+            raise KeyError(f"unknown load {name!r} (known: {known})")
+        if on and not self.powered:
+            raise RuntimeError("the DUT is not powered (EPS in undervoltage lockout)")
+        self.loads[name] = on
+
+    def snapshot(self, t: float) -> dict[str, object]:
+        power = self.power(t)
+        return {
+            "powered": self.powered,
+            "booted": self.booted(t),
+            "boot_count": self.boot_count,
+            "reset_cause": self.reset_cause,
+            "loads": dict(self.loads),
+            "bus_voltage": round(self.bus_voltage, 6),
+            "power_w": power if power is not None else 0.0,
+        }

@@ -29,8 +29,8 @@ __all__ = [
     "QUIESCENT_A",
     "SWITCHABLE_LOADS_W",
     "UVLO_FALLING_V",
-    "UVLO_RISING_V",
     "UVLO_FILTER_S",
+    "UVLO_RISING_V",
     "SatellitePowerModel",
 ]
 

@@ -46,7 +46,7 @@ def guarded(fake: RecordingSupply) -> GuardedSupply:
 @pytest.mark.parametrize("volts", [ENV.bus_voltage.max + 0.01, ENV.bus_voltage.min - 0.01, 0.0, 12.0])
 def test_voltage_outside_envelope_refused_before_sending(volts):
     fake = RecordingSupply()
-    with pytest.raises(EnvelopeViolation, match="outside the DUT envelope.*nothing was sent"):
+    with pytest.raises(EnvelopeViolation, match=r"outside the DUT envelope.*nothing was sent"):
         guarded(fake).set_voltage(1, volts)
     assert fake.calls == []
 
@@ -92,7 +92,7 @@ def test_arm_protection_order_outputs_off_first_watchdog_last():
 
 def test_supply_without_watchdog_refused_unless_allowed():
     fake = RecordingSupply(watchdog=False)
-    with pytest.raises(ConfigError, match="safety.require_watchdog"):
+    with pytest.raises(ConfigError, match=r"safety\.require_watchdog"):
         arm_protection(fake, {"dut_main": 1}, ENV, CFG.safety, "twin.yaml")
     relaxed = CFG.safety.model_copy(update={"require_watchdog": False})
     assert arm_protection(RecordingSupply(watchdog=False), {"dut_main": 1}, ENV, relaxed, "x") is False

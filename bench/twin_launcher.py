@@ -79,6 +79,7 @@ class TwinProcess:
         self.startup_timeout_s = startup_timeout_s
         self.extra_args = extra_args
         self.endpoints_file = runtime_dir() / f"twin-{uuid.uuid4().hex[:12]}.json"
+        self._own_log = log_path is None  # a log of ours is removed after a clean stop; a run's log is kept
         self.log_path = log_path or runtime_dir() / f"{self.endpoints_file.stem}.log"
         self.endpoints: dict[str, dict[str, Any]] = {}
         self._proc: subprocess.Popen[bytes] | None = None
@@ -137,6 +138,8 @@ class TwinProcess:
                 proc.kill()
                 proc.wait(timeout=timeout_s)
         self.endpoints_file.unlink(missing_ok=True)
+        if self._own_log and proc is not None and proc.returncode == 0:
+            self.log_path.unlink(missing_ok=True)
 
     def __enter__(self) -> TwinProcess:
         return self.start()

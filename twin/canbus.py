@@ -11,21 +11,26 @@ What a bench sees
     * **in-process nodes** (`CanHub.attach`): the twin's simulated OBC, EPS, … send and receive on the same bus.
 
 Semantics
-    * One fan-out path: every frame, whatever it came from, goes through `CanHub.send_nowait`, which stamps it,
-      counts it and appends it to the FIFO queue of every *other* port in one synchronous step. Frames therefore
+    * One fan-out path: every frame, whatever it came from, goes through one method (behind `CanHub.send` /
+      `send_nowait`), which stamps it, counts it and appends it to the FIFO queue of every *other* port in one
+      synchronous step. Frames therefore
       keep one global order and every receiver sees that order (libcsp drops CFP packets whose fragments arrive
       out of order). A sender never receives its own frames (socketcand does not set CAN_RAW_RECV_OWN_MSGS).
     * Queues are bounded (`queue_limit` frames per port). A full queue drops the new frame for that port only and
       counts it: a stalled client never slows the hub or the other clients.
     * Socket ports write in chunks: whatever accumulated while the event loop was busy leaves in one write, so a
       saturated bus costs a few syscalls per millisecond, not one per frame. When the kernel socket buffer and the
-      transport buffer (`write_buffer_high` bytes) are full the port stops writing and its queue absorbs the rest.
+      transport buffer (`write_buffer_high` bytes) are full the port stops writing and its queue absorbs the rest
+      (`socket_sndbuf` caps the kernel's share, which Linux otherwise autotunes up to ~50,000 frames).
     * The bus does not throttle senders to 1 Mbit/s: load is *measured* (see `CanBusStats`) and may exceed 100 %
       when clients offer more than a real bus could carry. Bit lengths: `twin.canbus_wire` (131 bits for an
       extended 8-byte frame unstuffed, 160 with worst-case stuffing).
     * Faults: `inject_error` puts an error frame on the bus (socketcand clients and nodes receive it; slcan has no
       encoding for it). Injecting `CanErrorClass.BUSOFF` also takes the bus down: data frames are dropped (and
-      counted) until `recover()` or the given duration elapses, and recovery announces `RESTARTED`.
+      counted; an slcan transmit gets ``\\a``) until `recover()` or the given duration elapses, and recovery
+      announces `RESTARTED`.
+    * Like the real daemon, socketcand RAW mode does not forward remote frames; Lawicel cannot express error
+      frames. Both are simply not written to those clients.
 
 socketcand handshake (python-can compares whole ``recv`` results, so each reply is its own write)
     ``< hi >`` on connect; ``< open <channel> >`` → ``< ok >``; ``< rawmode >`` → ``< ok >``; frames start
@@ -43,10 +48,13 @@ Threading
     Every method must be called from the event loop the hub was started in (use
     ``loop.call_soon_threadsafe`` / ``asyncio.run_coroutine_threadsafe`` from other threads).
 
-Registering in the twin app (one line)::
+Registering in the twin app
+    Stand-alone: ``hub = CanHub(); await hub.start(host, 29536, 29537)`` (0: free ports), ``hub.endpoints()``,
+    ``await hub.close()``. As the app's per-port services, with the hub kept where both can reach it (e.g. a
+    ``can: CanHub`` field on the world, which the simulated satellite nodes will `attach` to as well)::
 
-    hub = CanHub(); await hub.start(host, socketcand_port=0 or 29536, slcan_port=0 or 29537)
-    endpoints.update(hub.endpoints()); ...; await hub.close()
+        ServiceSpec("can_socketcand", lambda o: DEFAULT_SOCKETCAND_PORT, lambda w: w.can.service("socketcand")),
+        ServiceSpec("can_slcan", lambda o: DEFAULT_SLCAN_PORT, lambda w: w.can.service("slcan")),
 """
 
 from __future__ import annotations
@@ -61,7 +69,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, replace
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from twin.canbus_wire import (
     BITS,
@@ -77,6 +85,7 @@ __all__ = [
     "DEFAULT_CHANNEL",
     "DEFAULT_SLCAN_PORT",
     "DEFAULT_SOCKETCAND_PORT",
+    "CanBusService",
     "CanBusStats",
     "CanErrorClass",
     "CanFrame",
@@ -103,6 +112,7 @@ _DROP_LOG_EVERY_S = 5.0  # a client that stays too slow gets one overflow warnin
 _NODE_YIELD_EVERY = 256  # a node with a synchronous callback yields to the loop this often in a burst
 
 FrameCallback = Callable[[CanFrame], Awaitable[None] | None]
+WireProtocol = Literal["socketcand", "slcan"]  # the TCP protocols the hub serves
 
 
 # --- statistics ------------------------------------------------------------------------------------------------
@@ -626,21 +636,48 @@ class CanHub:
         slcan_port: int = DEFAULT_SLCAN_PORT,
     ) -> None:
         """Listen for socketcand and slcan clients (port 0: a free port chosen by the OS)."""
-        loop = asyncio.get_running_loop()
-        for name, port, factory in (
-            ("can_socketcand", socketcand_port, lambda: _SocketcandPort(self, self.queue_limit)),
-            ("can_slcan", slcan_port, lambda: _SlcanPort(self, self.queue_limit)),
-        ):
-            server = await loop.create_server(factory, host, port, reuse_address=True)
-            self._servers[name] = server
-            sockname = server.sockets[0].getsockname()
-            self._addresses[name] = (sockname[0], sockname[1])
-        log.info("CAN bus %s (%d bit/s): socketcand on %s:%d, slcan on %s:%d", self.channel, self.bitrate,
-                 *self._addresses["can_socketcand"], *self._addresses["can_slcan"])  # fmt: skip
+        await self.listen("socketcand", host, socketcand_port)
+        await self.listen("slcan", host, slcan_port)
+
+    async def listen(self, protocol: WireProtocol, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Serve one protocol on `host:port` (0: a free port); returns the bound port."""
+        name = f"can_{protocol}"
+        if name in self._servers:
+            raise RuntimeError(f"CAN hub already serves {protocol}")
+        port_class = _PORT_CLASSES[protocol]
+        server = await asyncio.get_running_loop().create_server(
+            lambda: port_class(self, self.queue_limit), host, port, reuse_address=True
+        )
+        self._servers[name] = server
+        sockname = server.sockets[0].getsockname()
+        self._addresses[name] = (sockname[0], sockname[1])
+        log.info("CAN bus %s (%d bit/s): %s on %s:%d", self.channel, self.bitrate, protocol, *self._addresses[name])
+        return int(sockname[1])
+
+    async def stop_listening(self, protocol: WireProtocol) -> None:
+        """Stop serving one protocol and disconnect its clients; with no protocol left, `close()` the hub."""
+        server = self._servers.pop(f"can_{protocol}", None)
+        self._addresses.pop(f"can_{protocol}", None)
+        if server is not None:
+            server.close()
+            for client in [c for c in self._clients if c.kind == protocol]:
+                if client.transport is not None:
+                    client.transport.abort()
+            await server.wait_closed()
+            await asyncio.sleep(0)  # let connection_lost callbacks run
+        if not self._servers:
+            await self.close()
+
+    def service(self, protocol: WireProtocol) -> CanBusService:
+        """One listener of this hub in the shape of the twin app's per-port `Service` (see `CanBusService`)."""
+        return CanBusService(self, protocol)
 
     async def close(self) -> None:
-        """Stop listening, disconnect every client and detach every node."""
-        for server in self._servers.values():
+        """Stop listening, disconnect every client and detach every node. Idempotent."""
+        servers = list(self._servers.values())
+        self._servers.clear()
+        self._addresses.clear()
+        for server in servers:
             server.close()
         for client in list(self._clients):
             if client.transport is not None:
@@ -649,9 +686,9 @@ class CanHub:
             node.detach()
         if self._recovery is not None:
             self._recovery.cancel()
-        for server in self._servers.values():
+            self._recovery = None
+        for server in servers:
             await server.wait_closed()
-        self._servers.clear()
         await asyncio.sleep(0)  # let connection_lost callbacks run before the loop may stop
 
     async def __aenter__(self) -> CanHub:
@@ -663,23 +700,28 @@ class CanHub:
         await self.close()
 
     def endpoints(self) -> dict[str, dict[str, Any]]:
-        """Endpoint records for the twin's endpoints file (contracts §1)."""
+        """Endpoint records for the twin's endpoints file (contracts §1), one per protocol served."""
         if not self._addresses:
             raise RuntimeError("CanHub.endpoints() before start()")
-        sc_host, sc_port = self._addresses["can_socketcand"]
-        sl_host, sl_port = self._addresses["can_slcan"]
-        return {
-            "can_socketcand": {
-                "kind": "socketcand", "interface": "socketcand", "host": sc_host, "port": sc_port,
-                "channel": self.channel, "bitrate": self.bitrate,
-                "description": f"CAN bus {self.bitrate // 1000} kbit/s, socketcand RAW mode (channel {self.channel})",
-            },
-            "can_slcan": {
-                "kind": "slcan", "interface": "slcan", "url": f"socket://{sl_host}:{sl_port}", "host": sl_host,
-                "port": sl_port, "bitrate": self.bitrate,
-                "description": f"CAN bus {self.bitrate // 1000} kbit/s, slcan/Lawicel over TCP (USB-CAN dongle)",
-            },
-        }  # fmt: skip
+        records: dict[str, dict[str, Any]] = {}
+        if "can_socketcand" in self._addresses:
+            host, port = self._addresses["can_socketcand"]
+            records["can_socketcand"] = {
+                "kind": "socketcand", "interface": "socketcand", "host": host, "port": port,
+                "channel": self.channel, "bitrate": self.bitrate, "description": self.description("socketcand"),
+            }  # fmt: skip
+        if "can_slcan" in self._addresses:
+            host, port = self._addresses["can_slcan"]
+            records["can_slcan"] = {
+                "kind": "slcan", "interface": "slcan", "url": f"socket://{host}:{port}", "host": host, "port": port,
+                "bitrate": self.bitrate, "description": self.description("slcan"),
+            }  # fmt: skip
+        return records
+
+    def description(self, protocol: WireProtocol) -> str:
+        if protocol == "socketcand":
+            return f"CAN bus {self.bitrate // 1000} kbit/s, socketcand RAW mode (channel {self.channel})"
+        return f"CAN bus {self.bitrate // 1000} kbit/s, slcan/Lawicel over TCP (as a USB-CAN dongle)"
 
     def endpoint_lines(self) -> list[str]:
         """``<name>  <address>  <what>`` lines for the twin's start-up banner."""
@@ -822,3 +864,37 @@ class CanHub:
 
     def _drop_client(self, client: _StreamPort) -> None:
         self._clients.discard(client)
+
+
+_PORT_CLASSES: dict[str, type[_SocketcandPort] | type[_SlcanPort]] = {
+    "socketcand": _SocketcandPort,
+    "slcan": _SlcanPort,
+}
+
+
+class CanBusService:
+    """One listener of a `CanHub` shaped like ``twin.app.Service``: ``start(host, port) -> bound port``, ``stop()``.
+
+    The two services of one hub share its bus; the hub closes when the last one stops. `extra` holds the endpoint
+    fields beyond host/port (python-can interface name, channel or URL, bit rate).
+    """
+
+    visa = False
+
+    def __init__(self, hub: CanHub, protocol: WireProtocol) -> None:
+        self.hub = hub
+        self.protocol = protocol
+        self.name = f"can_{protocol}"
+        self.kind = protocol
+        self.description = hub.description(protocol)
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        record = self.hub.endpoints().get(self.name, {})
+        return {k: v for k, v in record.items() if k not in ("kind", "host", "port", "description")}
+
+    async def start(self, host: str, port: int) -> int:
+        return await self.hub.listen(self.protocol, host, port)
+
+    async def stop(self) -> None:
+        await self.hub.stop_listening(self.protocol)

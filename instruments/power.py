@@ -127,7 +127,11 @@ class PowerSupply(Protocol):
     def protection(self, channel: int) -> ProtectionState: ...
 
     def clear_protection(self, channel: int) -> None:
-        """Clear latched OVP/OCP/watchdog faults (the output stays off until switched on again)."""
+        """Clear latched OVP/OCP/watchdog faults.
+
+        Remove the cause first (e.g. `set_output(ch, False)`): some models (Keysight) return the output to
+        its programmed state on clear, so a persisting cause trips again at once.
+        """
         ...
 
     def arm_watchdog(self, delay_s: float) -> None:

@@ -8,17 +8,18 @@ real unit before relying on them there.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import ClassVar, Final
 
-from instruments.errors import SettingOutOfRange, UnexpectedReply
+from instruments.errors import InstrumentError, SettingOutOfRange, UnexpectedReply
 from instruments.power import Capabilities, ChannelRating, ProtectionState, Trace
 from instruments.psu_base import ScpiPowerSupply, scpi_number
 
 __all__ = ["KeysightE36312A"]
 
-_WATCHDOG_TRIPPED: Final = 1 << 10  # STAT:QUES:COND? bit 10
+_WATCHDOG_TRIPPED: Final = 1 << 10  # STAT:QUES:COND? (@n) bit 10
 
 
 class KeysightE36312A(ScpiPowerSupply):
@@ -90,7 +91,7 @@ class KeysightE36312A(ScpiPowerSupply):
         return ProtectionState(
             ovp_tripped=self._query_bool(ovp),
             ocp_tripped=self._query_bool(f"CURR:PROT:TRIP? (@{channel})"),
-            watchdog_tripped=bool(self._scpi.query_int("STAT:QUES:COND?") & _WATCHDOG_TRIPPED),
+            watchdog_tripped=bool(self._scpi.query_int(f"STAT:QUES:COND? (@{channel})") & _WATCHDOG_TRIPPED),
         )
 
     def clear_protection(self, channel: int) -> None:
@@ -125,7 +126,13 @@ class KeysightE36312A(ScpiPowerSupply):
         write(f"TRIG:ACQ:SOUR BUS,{chan}")
         write(f"INIT:ACQ {chan}")
         write("*TRG")
-        start()
+        try:
+            start()
+        except BaseException:
+            # Leave the digitizer idle rather than holding a record nobody will fetch; keep start()'s error.
+            with contextlib.suppress(InstrumentError):
+                write(f"ABOR:ACQ {chan}")
+            raise
         # The instrument answers only once the acquisition window has elapsed.
         window_s = points * interval_s
         samples = self._scpi.query_floats(fetch, timeout_s=window_s + self._scpi.timeout_s)

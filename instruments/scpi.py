@@ -12,7 +12,7 @@ process-wide `@py` ResourceManager and adds what a test bench needs on top of ba
 * after a timeout or a broken link the next exchange starts on a fresh connection, so a late reply to an
   old command can never be taken as the answer to a new one. `reopen()` forces that (safe state uses it).
 
-The query path is kept lean (a lock, one zero-timeout `select` and the pyvisa call): the bench budget is
+The query path is kept lean (a lock, one zero-timeout `poll` and the pyvisa call): the bench budget is
 1.2x a bare pyvisa-py query.
 """
 
@@ -24,6 +24,7 @@ import os
 import select
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Final
@@ -59,9 +60,18 @@ def resource_manager() -> pyvisa.ResourceManager:
     """The process-wide pyvisa-py ResourceManager (one per process, created on first use)."""
     global _rm
     with _rm_lock:
-        if _rm is None:
+        if _rm is None or not _is_open(_rm):
+            # pyvisa hands out one shared manager per library: anyone's rm.close() closes ours too.
             _rm = pyvisa.ResourceManager("@py")
         return _rm
+
+
+def _is_open(rm: pyvisa.ResourceManager) -> bool:
+    try:
+        rm.session  # noqa: B018 - raises InvalidSession once the manager is closed
+    except pyvisa.errors.InvalidSession:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +105,15 @@ def _socket_of(resource: MessageBasedResource) -> socket.socket | None:
     return sock if isinstance(sock, socket.socket) else None
 
 
+def _arrival_probe(sock: socket.socket) -> Callable[[], bool]:
+    """A zero-timeout "has anything arrived?" check; poll() where the OS has it (3x cheaper than select)."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return lambda: bool(poller.poll(0))
+    return lambda: bool(select.select((sock,), (), (), 0)[0])
+
+
 def _peer_gone(sock: socket.socket) -> str | None:
     """Why the peer is gone ('closed by the instrument', 'connection reset'), or None if it may still talk.
 
@@ -108,11 +127,17 @@ def _peer_gone(sock: socket.socket) -> str | None:
 
 
 def _reason(exc: BaseException) -> str:
+    """A short one-line cause for an error message (the message must stay one line in the journal)."""
     if isinstance(exc, pyvisa.errors.VisaIOError):
-        return exc.abbreviation
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__
+        text = exc.abbreviation
+    elif isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror
+    elif "error_timeout" in str(exc):  # pyvisa-py's bare Exception for a TCP connect that got no answer
+        text = "no answer to the connection attempt"
+    else:
+        text = str(exc) or type(exc).__name__
+    text = " ".join(text.split())
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 class ScpiInstrument:
@@ -128,6 +153,7 @@ class ScpiInstrument:
         self._lock = threading.Lock()
         self._res: MessageBasedResource | None = None
         self._sock: socket.socket | None = None
+        self._arrived: Callable[[], bool] | None = None
         self._stale = False  # the stream may hold a late reply or be dead: reconnect before the next exchange
         self._closed = False
         self._identity: Identity | None = None
@@ -170,11 +196,14 @@ class ScpiInstrument:
             if err:
                 res.close()
                 raise InstrumentUnreachable(resource=self._name, reason=os.strerror(err), command=command)
+            # Without it, a write followed by SYST:ERR? stalls ~40 ms on Nagle + the peer's delayed ACK.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._res, self._sock, self._stale, self._closed = res, sock, False, False
+        self._arrived = _arrival_probe(sock) if sock is not None else None
         _log.debug("%s: opened", self._name)
 
     def _close_locked(self) -> None:
-        res, self._res, self._sock = self._res, None, None
+        res, self._res, self._sock, self._arrived = self._res, None, None, None
         if res is not None:
             try:
                 res.close()
@@ -216,11 +245,12 @@ class ScpiInstrument:
             self._open_locked(command)
             res = self._res
             assert res is not None
-        sock = self._sock
+        arrived = self._arrived
         # Nothing should be readable before we ask: if something is, it is EOF/reset (fail now instead of
         # after a full timeout) or a stray late reply (resync on a fresh connection).
-        if sock is not None and select.select((sock,), (), (), 0)[0]:
-            gone = _peer_gone(sock)
+        if arrived is not None and arrived():
+            assert self._sock is not None
+            gone = _peer_gone(self._sock)
             if gone is not None:
                 self._stale = True
                 raise ConnectionLost(resource=self._name, command=command, reason=gone)
@@ -240,10 +270,10 @@ class ScpiInstrument:
             )
         if isinstance(exc, pyvisa.errors.VisaIOError) and exc.error_code == constants.StatusCode.error_timeout:
             # pyvisa-py reports a closed peer as a timeout too; the socket tells them apart.
-            sock = self._sock
-            if sock is not None:
+            sock, arrived = self._sock, self._arrived
+            if sock is not None and arrived is not None:
                 try:
-                    readable = bool(select.select((sock,), (), (), 0)[0])
+                    readable = arrived()
                 except (OSError, ValueError):
                     readable = False
                 gone = _peer_gone(sock) if readable else None

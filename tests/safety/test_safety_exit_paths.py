@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -106,3 +108,10 @@ def test_sigkill_is_caught_by_the_supply_watchdog(standalone_twin, plan, tmp_pat
     # The killed run's journal is intact up to the kill and reports as incomplete.
     records = _journal(tmp_path)
     assert records[0]["kind"] == "run_start" and records[-1]["kind"] != "run_end"
+    run_dir = tmp_path / "runs" / records[0]["run_id"]
+    rebuilt = subprocess.run(
+        [sys.executable, "-m", "bench.cli", "report", str(run_dir)], capture_output=True, text=True, timeout=60
+    )
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    html = (run_dir / "report.html").read_text()
+    assert "INCOMPLETE" in html and "run ended during this test" in html

@@ -250,6 +250,15 @@ class ScpiInstrument:
         # after a full timeout) or a stray late reply (resync on a fresh connection).
         if arrived is not None and arrived():
             assert self._sock is not None
+            if self._sock.fileno() < 0:
+                # Closed inside this process (someone's ResourceManager.close() closes every resource of
+                # the shared manager); nothing has been sent yet, so a fresh connection is safe.
+                _log.warning("%s: connection closed by another user of pyvisa; reconnecting", self._name)
+                self._close_locked()
+                self._open_locked(command)
+                res = self._res
+                assert res is not None
+                return res
             gone = _peer_gone(self._sock)
             if gone is not None:
                 self._stale = True

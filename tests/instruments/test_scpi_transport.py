@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+import pyvisa
 from fake_scpi import FakeScpi
 
 from instruments.errors import (
@@ -207,3 +208,11 @@ def test_errors_survive_pickling(error: InstrumentError) -> None:
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is type(error)
     assert (str(copy), copy.resource, copy.command) == (str(error), error.resource, error.command)
+
+
+def test_a_foreign_resource_manager_close_is_survived_without_an_error(fake: FakeScpi, scpi: ScpiInstrument) -> None:
+    assert scpi.query("*OPC?") == "1"
+    # pyvisa shares one manager per library: a script that tidies up closes our resource too.
+    pyvisa.ResourceManager("@py").close()
+    assert scpi.query("*OPC?") == "1"  # nothing had been sent on the dead handle: reconnect is safe
+    assert fake.connections == 2

@@ -129,18 +129,20 @@ def bench_scpi() -> None:
         bare = pyvisa.ResourceManager("@py").open_resource(resource, read_termination="\n", write_termination="\n")
         driver = open_power_supply("keysight-e36312a", resource, 2.0)
 
-        def timed(fn) -> float:
-            samples = []
-            for _ in range(5):
-                t0 = time.perf_counter()
-                for _ in range(n // 5):
-                    fn()
-                samples.append((time.perf_counter() - t0) / (n // 5))
-            return statistics.median(samples)
+        def bare_query() -> float:
+            return float(bare.query("MEAS:VOLT? (@1)"))
 
-        t_bare = timed(lambda: float(bare.query("MEAS:VOLT? (@1)")))
-        t_driver = timed(lambda: driver.measure_voltage(1))
-        t_bare = min(t_bare, timed(lambda: float(bare.query("MEAS:VOLT? (@1)"))))
+        # Alternate short blocks of each so machine load hits both alike; keep the median block of each.
+        bare_t: list[float] = []
+        driver_t: list[float] = []
+        block = n // 20
+        for _ in range(10):
+            for fn, out in ((bare_query, bare_t), (lambda: driver.measure_voltage(1), driver_t)):
+                t0 = time.perf_counter()
+                for _ in range(block):
+                    fn()
+                out.append((time.perf_counter() - t0) / block)
+        t_bare, t_driver = statistics.median(bare_t), statistics.median(driver_t)
         driver.close()
         bare.close()
     rows.append(

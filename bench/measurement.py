@@ -13,8 +13,10 @@ margin % relates it to the span, so reviewers see how much headroom a unit reall
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class Verdict(StrEnum):
@@ -72,8 +74,10 @@ class Limit:
         return f"[{lo}, {hi}] {self.units}"
 
 
-@dataclass(frozen=True, slots=True)
-class Measurement:
+class Measurement(NamedTuple):
+    """One judged value. A NamedTuple: immutable like a frozen dataclass, but about 10× cheaper to create,
+    which matters on the per-measurement hot path."""
+
     name: str
     value: float
     units: str
@@ -87,7 +91,7 @@ class Measurement:
     time: str
     description: str = ""
     uncertainty: float | None = None
-    extra: dict[str, object] = field(default_factory=dict)
+    extra: Mapping[str, object] | None = None
 
     @property
     def passed(self) -> bool:

@@ -77,7 +77,45 @@ def run(
     if keyword:
         args += ["-k", keyword]
     args += list(ctx.args)
-    raise typer.Exit(int(pytest.main(args)))
+    latest = out / "latest"
+    before = latest.resolve() if latest.exists() else None
+    code = int(pytest.main(args))
+    if latest.exists() and latest.resolve() != before:  # this run got as far as opening its journal
+        _print_run_summary(latest)
+    raise typer.Exit(code)
+
+
+def _print_run_summary(run_dir: Path) -> None:
+    """The operator's view at the end of a run: one line per test, the verdict, where the evidence is."""
+    from rich.table import Table
+
+    from reports.journal import JournalError, read_journal
+
+    journal = run_dir / "journal.jsonl"
+    if not journal.exists():
+        return
+    try:
+        record = read_journal(journal)
+    except JournalError as exc:
+        console.print(f"[red]journal unreadable:[/] {exc}")
+        return
+    table = Table(title=f"run {record.run.run_id if record.run else run_dir.name}", title_justify="left")
+    for column in ("test", "outcome", "pass", "marginal", "fail"):
+        table.add_column(column, justify="left" if column in ("test", "outcome") else "right")
+    colours = {"passed": "green", "failed": "red", "error": "red", "skipped": "yellow"}
+    for test in record.tests:
+        verdicts = [m.verdict for m in test.measurements]
+        table.add_row(
+            test.name,
+            f"[{colours.get(test.outcome, 'white')}]{test.outcome}[/]",
+            str(verdicts.count("pass")),
+            str(verdicts.count("marginal")),
+            str(verdicts.count("fail")),
+        )
+    console.print(table)
+    verdict = str(record.verdict).upper()
+    colour = {"PASS": "green", "FAIL": "red"}.get(verdict, "yellow")
+    console.print(f"verdict: [bold {colour}]{verdict}[/]   report: {run_dir.resolve() / 'report.html'}")
 
 
 @app.command()

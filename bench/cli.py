@@ -179,6 +179,23 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run directory (holds 
 
 
 @app.command()
+def verify(run_dir: Annotated[Path, typer.Argument(help="a run directory (holds manifest.sha256)")]) -> None:
+    """Check a run directory against its SHA-256 manifest: any modified, missing or added file is reported."""
+    from reports.manifest import ManifestError, verify_manifest
+
+    try:
+        result = verify_manifest(run_dir)
+    except ManifestError as exc:
+        raise _fail(str(exc)) from None
+    for label, files in (("MODIFIED", result.modified), ("MISSING", result.missing), ("ADDED", result.added)):
+        for name in files:
+            console.print(f"[bold red]{label}[/] {name}", highlight=False)
+    if not result.intact:
+        raise _fail(f"{run_dir}: the run's evidence does not match its manifest", code=1)
+    console.print(f"[green]intact[/]: {result.checked} files match {run_dir}/manifest.sha256", highlight=False)
+
+
+@app.command()
 def check(
     bench_config: ConfigOpt = None,
     limits: Annotated[Path, typer.Option(help="limits file")] = Path("test_plans/limits.yaml"),

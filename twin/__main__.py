@@ -39,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--parent-pid", type=int, help="exit when this process dies")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise generators (default 0)")
     parser.add_argument(
+        "--csp-version", type=int, choices=(1, 2), help="CSP header version on the CAN bus (default: the ICD's)"
+    )
+    parser.add_argument("--icd", type=Path, help="ICD YAML of the satellite (default: bench/icd/ots-sat.yaml)")
+    parser.add_argument("--cfp", type=int, choices=(1, 2), help="CAN fragmentation protocol (default: the ICD's)")
+    parser.add_argument(
         "--log-level", type=str.upper, choices=_LOG_LEVELS, default="INFO", help="stderr log level (default INFO)"
     )
     return parser
@@ -82,6 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parent_pid=args.parent_pid,
         seed=args.seed,
         log_level=args.log_level,
+        csp_version=args.csp_version,
+        cfp_version=args.cfp,
+        icd=args.icd,
     )
     try:
         return asyncio.run(run(options))

@@ -15,11 +15,16 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Protocol, TextIO
 
+import yaml
+
+from twin.canbus import DEFAULT_SLCAN_PORT, DEFAULT_SOCKETCAND_PORT
 from twin.control import CONTROL_PORT, ControlService
+from twin.icd import DEFAULT_ICD, load_icd
+from twin.nodes.satellite import Satellite
 from twin.psu_service import PsuService, psu_port
 from twin.world import Options, World
 
@@ -33,10 +38,18 @@ _PR_SET_PDEATHSIG: Final = 1
 
 
 class Service(Protocol):
-    name: str
-    kind: str
-    description: str
-    visa: bool  # reachable as a VISA raw-socket resource
+    # Read-only in the protocol, so services may narrow them (a CAN service's kind is a Literal).
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+    @property
+    def visa(self) -> bool: ...  # reachable as a VISA raw-socket resource
 
     async def start(self, host: str, port: int) -> int: ...
 
@@ -53,6 +66,9 @@ class ServiceSpec:
 SERVICES: Final[tuple[ServiceSpec, ...]] = (
     ServiceSpec("psu", lambda options: psu_port(options.psu_dialect), PsuService),
     ServiceSpec("control", lambda options: CONTROL_PORT, ControlService),
+    # One simulated CAN bus (the world's hub) served two ways; the satellite's nodes are attached to it.
+    ServiceSpec("can_socketcand", lambda options: DEFAULT_SOCKETCAND_PORT, lambda w: w.can.service("socketcand")),
+    ServiceSpec("can_slcan", lambda options: DEFAULT_SLCAN_PORT, lambda w: w.can.service("slcan")),
 )
 
 
@@ -64,6 +80,7 @@ class Endpoint:
     port: int
     description: str
     visa: bool
+    extra: dict[str, object] = field(default_factory=dict)  # service-specific fields (CAN: interface, channel…)
 
     @property
     def resource(self) -> str | None:
@@ -71,6 +88,10 @@ class Endpoint:
 
     @property
     def address(self) -> str:
+        if "url" in self.extra:
+            return str(self.extra["url"])
+        if self.kind == "socketcand":
+            return f"socketcand://{self.host}:{self.port}/{self.extra.get('channel', '')}"
         return self.resource or f"tcp://{self.host}:{self.port}"
 
     def to_json(self) -> dict[str, object]:
@@ -78,6 +99,7 @@ class Endpoint:
         if self.resource is not None:
             entry["resource"] = self.resource
         entry.update(address=self.address, host=self.host, port=self.port, description=self.description)
+        entry.update({k: v for k, v in self.extra.items() if k not in entry})
         return entry
 
 
@@ -172,7 +194,10 @@ async def _start(world: World, services: list[Service], options: Options) -> lis
                 f"cannot listen on {options.host}:{port} for {spec.name}: {exc.strerror or exc}"
             ) from exc
         services.append(service)
-        endpoints.append(Endpoint(spec.name, service.kind, options.host, bound, service.description, service.visa))
+        extra = dict(getattr(service, "extra", {}))
+        endpoints.append(
+            Endpoint(spec.name, service.kind, options.host, bound, service.description, service.visa, extra)
+        )
     return endpoints
 
 
@@ -193,6 +218,13 @@ async def run(options: Options, *, out: TextIO | None = None) -> int:
             return 1
 
     world = World(options)
+    try:
+        icd = load_icd(options.icd or DEFAULT_ICD)
+        satellite = Satellite(world, icd, csp_version=options.csp_version, cfp_version=options.cfp_version)
+    except (OSError, ValueError, KeyError, yaml.YAMLError) as exc:
+        print(f"twin: cannot build the satellite: {exc}", file=sys.stderr, flush=True)
+        return 1
+    satellite.attach()
     services: list[Service] = []
     tasks: list[asyncio.Task[None]] = []
     written = False

@@ -8,6 +8,18 @@ One JSON object per line in, one per line out; replies are ``{"ok": true, ...}``
   {"cmd": "fault", "name": "psu_silent", "on": true} → latching fault on/off
   {"cmd": "fault", "name": "psu_drop"}              → one-shot fault
   {"cmd": "help"}                                   → commands, loads and faults
+
+Satellite (``twin/nodes/satellite.py``; node = OBC | EPS | ADCS | COMMS | PAYLOAD; also ``docs/icd.md``):
+
+  {"cmd": "reboot", "node": "OBC"}                                  → software reboot of one node
+  {"cmd": "fault", "name": "node_silent", "node": "ADCS", "on": true} → node neither receives nor sends
+  {"cmd": "fault", "name": "crc_error", "node": "EPS", "count": 3}    → next N packets with a bad CSP CRC32
+  {"cmd": "fault", "name": "lost_fragment", "node": "EPS", "count": 1} → drop a middle frame of N packets
+  {"cmd": "fault", "name": "babble", "node": "PAYLOAD", "seconds": 2}  → flood of high-priority garbage frames
+  {"cmd": "fault", "name": "bus_off", "seconds": 1}                   → CAN bus-off until recovery
+  {"cmd": "fault", "name": "malformed_pus", "node": "OBC", "kind": "bad_crc"|"wrong_length", "count": 1}
+  {"cmd": "fault", "name": "latchup", "channel": "PAYLOAD"}           → EPS output latch-up
+  ``state`` then includes ``satellite.nodes.<NODE>``: alive, mode, uptime, boot count, HK SIDs, counters.
 """
 
 from __future__ import annotations
@@ -87,6 +99,13 @@ class ControlService:
     def _encode(reply: Reply) -> bytes:
         return (json.dumps(reply) + "\n").encode()
 
+    def _extra(self, request: dict[str, object]) -> Reply:
+        command = self.world.commands[str(request.get("cmd"))]
+        try:
+            return {"ok": True, **command(request)}
+        except ValueError as exc:
+            raise _Refused(str(exc)) from exc
+
     def handle_line(self, line: bytes | str) -> Reply:
         try:
             request = json.loads(line)
@@ -95,8 +114,10 @@ class ControlService:
         if not isinstance(request, dict):
             return {"ok": False, "error": "a request is a JSON object with a 'cmd'"}
         command = self._commands.get(str(request.get("cmd")))
+        if command is None and str(request.get("cmd")) in self.world.commands:
+            command = self._extra
         if command is None:
-            known = ", ".join(sorted(self._commands))
+            known = ", ".join(sorted([*self._commands, *self.world.commands]))
             return {"ok": False, "error": f"unknown cmd {request.get('cmd')!r} (known: {known})"}
         try:
             return command(request)
@@ -141,6 +162,13 @@ class ControlService:
         if fault is None:
             known = ", ".join(sorted(self.world.faults))
             raise _Refused(f"unknown fault {name!r} (known: {known})")
+        if fault.apply_request is not None:
+            try:
+                reply = fault.apply_request(request)
+            except ValueError as exc:
+                raise _Refused(str(exc)) from exc
+            _log.info("fault %s %s", name, reply)
+            return {"ok": True, "fault": name, **reply}
         if fault.active is None:
             return {"ok": True, "fault": name, **fault.apply(True)}
         on = bool(self._field(request, "on", bool))
@@ -150,7 +178,7 @@ class ControlService:
     def _help(self, request: dict[str, object]) -> Reply:
         return {
             "ok": True,
-            "commands": sorted(self._commands),
+            "commands": sorted([*self._commands, *self.world.commands]),
             "loads": sorted(self.world.dut.loads),
             "faults": {name: fault.description for name, fault in self.world.faults.items()},
         }

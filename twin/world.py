@@ -16,6 +16,7 @@ from typing import Literal
 
 import numpy as np
 
+from twin.canbus import CanHub
 from twin.power_model import SatellitePowerModel
 
 __all__ = ["Fault", "Options", "World"]
@@ -32,16 +33,24 @@ class Options:
     parent_pid: int | None = None
     seed: int = 0
     log_level: str = "INFO"
+    csp_version: int | None = None  # None: the ICD's default
+    cfp_version: int | None = None
+    icd: Path | None = None  # None: bench/icd/ots-sat.yaml of this source tree
 
 
 @dataclass(frozen=True)
 class Fault:
-    """An injectable fault. ``active`` is None for one-shot actions (``apply`` ignores its argument)."""
+    """An injectable fault. ``active`` is None for one-shot actions (``apply`` ignores its argument).
+
+    A fault with ``apply_request`` takes its parameters from the whole control request (node, count, seconds…)
+    and raises ``ValueError`` to refuse it; ``apply`` is then unused.
+    """
 
     name: str
     description: str
     apply: Callable[[bool], dict[str, object]]
     active: Callable[[], bool] | None = None
+    apply_request: Callable[[dict[str, object]], dict[str, object]] | None = None
 
 
 def _apply_now(clock: Callable[[], float]) -> Callable[[Callable[[float], None]], None]:
@@ -59,6 +68,9 @@ class World:
     faults: dict[str, Fault] = field(default_factory=dict)
     state: dict[str, Callable[[], dict[str, object]]] = field(default_factory=dict)
     tickers: list[Callable[[], object]] = field(default_factory=list)
+    # Extra control-endpoint commands ({"cmd": name, ...} → reply fields; ValueError refuses).
+    commands: dict[str, Callable[[dict[str, object]], dict[str, object]]] = field(default_factory=dict)
+    can: CanHub = field(default_factory=CanHub)
     apply: Callable[[Callable[[float], None]], None] | None = None
 
     def __post_init__(self) -> None:

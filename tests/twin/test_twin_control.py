@@ -80,7 +80,7 @@ def test_psu_drop_closes_every_connection(keysight: Any) -> None:
     [
         (b"not json\n", "invalid JSON"),
         (b"[1, 2]\n", "JSON object"),
-        (b'{"cmd": "reboot"}\n', "unknown cmd"),
+        (b'{"cmd": "self_destruct"}\n', "unknown cmd"),
         (b'{"cmd": "fault", "name": "psu_melt"}\n', "unknown fault"),
         (b'{"cmd": "fault", "name": "psu_silent"}\n', "'on' must be a bool"),
         (b'{"cmd": "load", "name": "warp_drive", "on": true}\n', "unknown load"),
@@ -98,5 +98,5 @@ def test_refusals(keysight: Any, request_line: bytes, error: str) -> None:
 def test_help_lists_loads_and_faults(rigol: Any) -> None:
     reply = rigol.control({"cmd": "help"})
     assert reply["loads"] == ["adcs_wheels", "heaters", "payload", "uhf_tx"]
-    assert set(reply["faults"]) == {"psu_silent", "psu_drop"}
+    assert {"psu_silent", "psu_drop"} <= set(reply["faults"])  # plus the satellite's (tests/twin_sat)
     assert rigol.state()["psu"]["watchdog"]["available"] is False

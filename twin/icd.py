@@ -1,0 +1,246 @@
+"""The twin's reading of the ICD (``bench/icd/ots-sat.yaml``, explained in ``docs/icd.md``).
+
+The ICD is data both sides implement; the twin has its own loader so it shares no code with the bench. Values on
+the wire are big-endian; ``engineering = raw * scale + offset``.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+
+__all__ = [
+    "DEFAULT_ICD",
+    "Command",
+    "Event",
+    "Field",
+    "HkStructure",
+    "Icd",
+    "IcdNode",
+    "Parameter",
+    "load_icd",
+]
+
+DEFAULT_ICD: Final = Path(__file__).resolve().parent.parent / "bench" / "icd" / "ots-sat.yaml"
+
+_FORMATS: Final = {"u8": "B", "u16": "H", "u32": "I", "i8": "b", "i16": "h", "i32": "i", "f32": "f", "bool": "?"}
+_INT_RANGES: Final = {
+    "u8": (0, 0xFF),
+    "u16": (0, 0xFFFF),
+    "u32": (0, 0xFFFFFFFF),
+    "i8": (-0x80, 0x7F),
+    "i16": (-0x8000, 0x7FFF),
+    "i32": (-0x80000000, 0x7FFFFFFF),
+    "bool": (0, 1),
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str
+    units: str = ""
+    scale: float = 1.0
+    offset: float = 0.0
+    min: float | None = None
+    max: float | None = None
+    enum: dict[str, int] = field(default_factory=dict)
+    description: str = ""
+
+    @property
+    def size(self) -> int:
+        return struct.calcsize(">" + _FORMATS[self.type])
+
+    def raw_of(self, value: float | bool) -> int | float | bool:
+        """Engineering value → raw wire value, clamped to what the type can carry (sensors saturate)."""
+        if self.type == "bool":
+            return bool(value)
+        raw = (float(value) - self.offset) / self.scale
+        if self.type == "f32":
+            return raw
+        low, high = _INT_RANGES[self.type]
+        return max(low, min(high, round(raw)))
+
+    def pack(self, value: float | bool) -> bytes:
+        return struct.pack(">" + _FORMATS[self.type], self.raw_of(value))
+
+    def unpack(self, raw: bytes) -> int | float | bool:
+        (value,) = struct.unpack(">" + _FORMATS[self.type], raw[: self.size])
+        return value  # type: ignore[no-any-return]
+
+    def in_range(self, value: float) -> bool:
+        if self.type in _INT_RANGES:
+            low, high = _INT_RANGES[self.type]
+            if not low <= value <= high:
+                return False
+        if self.enum and int(value) not in self.enum.values():
+            return False
+        if self.min is not None and value < self.min:
+            return False
+        return not (self.max is not None and value > self.max)
+
+
+@dataclass(frozen=True)
+class HkStructure:
+    sid: int
+    name: str
+    period_s: float
+    fields: tuple[Field, ...]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    function_id: int
+    description: str
+    args: tuple[Field, ...]
+
+    @property
+    def args_size(self) -> int:
+        return sum(a.size for a in self.args)
+
+    def unpack_args(self, raw: bytes) -> dict[str, int | float | bool]:
+        values: dict[str, int | float | bool] = {}
+        offset = 0
+        for arg in self.args:
+            values[arg.name] = arg.unpack(raw[offset:])
+            offset += arg.size
+        return values
+
+
+@dataclass(frozen=True)
+class Event:
+    name: str
+    id: int
+    severity: str
+    data: tuple[Field, ...]
+    description: str = ""
+
+    @property
+    def subtype(self) -> int:
+        return {"info": 1, "low": 2, "medium": 3, "high": 4}[self.severity]
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    id: int
+    type: str
+    units: str
+    min: float | None
+    max: float | None
+    default: float
+    description: str = ""
+
+    @property
+    def field(self) -> Field:
+        return Field(self.name, self.type, self.units, min=self.min, max=self.max)
+
+
+@dataclass(frozen=True)
+class IcdNode:
+    name: str
+    address: int
+    apid: int
+    description: str
+    housekeeping: tuple[HkStructure, ...]
+    commands: tuple[Command, ...]
+    events: tuple[Event, ...]
+    parameters: tuple[Parameter, ...]
+
+    def event(self, name: str) -> Event:
+        return next(e for e in self.events if e.name == name)
+
+    def hk(self, sid: int) -> HkStructure | None:
+        return next((s for s in self.housekeeping if s.sid == sid), None)
+
+
+@dataclass(frozen=True)
+class Icd:
+    mission: str
+    csp_version: int
+    cfp_version: int
+    egse_address: int
+    pus_port: int
+    nodes: dict[str, IcdNode]
+
+
+def _field(entry: dict[str, Any]) -> Field:
+    return Field(
+        name=str(entry["name"]),
+        type=str(entry["type"]),
+        units=str(entry.get("units", "")),
+        scale=float(entry.get("scale", 1.0)),
+        offset=float(entry.get("offset", 0.0)),
+        min=entry.get("min"),
+        max=entry.get("max"),
+        enum={str(k): int(v) for k, v in (entry.get("enum") or {}).items()},
+        description=str(entry.get("description", "")),
+    )
+
+
+def load_icd(path: Path = DEFAULT_ICD) -> Icd:
+    doc: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if doc.get("schema") != 1:
+        raise ValueError(f"{path}: unsupported ICD schema {doc.get('schema')!r}")
+
+    def section(key: str, node: str) -> list[dict[str, Any]]:
+        return list((doc.get(key) or {}).get(node) or [])
+
+    nodes: dict[str, IcdNode] = {}
+    for name, entry in doc["nodes"].items():
+        nodes[name] = IcdNode(
+            name=name,
+            address=int(entry["address"]),
+            apid=int(entry["apid"]),
+            description=str(entry.get("description", "")),
+            housekeeping=tuple(
+                HkStructure(int(s["sid"]), str(s["name"]), float(s["period_s"]), tuple(map(_field, s["fields"])))
+                for s in section("housekeeping", name)
+            ),
+            commands=tuple(
+                Command(
+                    str(c["name"]),
+                    int(c["function_id"]),
+                    str(c.get("description", "")),
+                    tuple(map(_field, c.get("args") or [])),
+                )
+                for c in section("commands", name)
+            ),
+            events=tuple(
+                Event(
+                    str(e["name"]),
+                    int(e["id"]),
+                    str(e["severity"]),
+                    tuple(map(_field, e.get("data") or [])),
+                    str(e.get("description", "")),
+                )
+                for e in section("events", name)
+            ),
+            parameters=tuple(
+                Parameter(
+                    str(p["name"]),
+                    int(p["id"]),
+                    str(p["type"]),
+                    str(p.get("units", "")),
+                    p.get("min"),
+                    p.get("max"),
+                    float(p["default"]),
+                    str(p.get("description", "")),
+                )
+                for p in section("parameters", name)
+            ),
+        )
+    csp = doc.get("csp") or {}
+    return Icd(
+        mission=str(doc.get("mission", "")),
+        csp_version=int(csp.get("version", 1)),
+        cfp_version=int(csp.get("cfp", 1)),
+        egse_address=int(doc["egse_address"]),
+        pus_port=int(doc["pus_port"]),
+        nodes=nodes,
+    )

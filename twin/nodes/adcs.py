@@ -1,0 +1,82 @@
+"""ADCS: magnetometer and gyro readings (noisy, slowly varying), three reaction wheels that spin up when powered."""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+from twin.icd import Command
+from twin.nodes.base import Deferred, Node, Value
+from twin.pus import Failure
+
+__all__ = ["AdcsNode"]
+
+MODES: Final = {0: "IDLE", 1: "DETUMBLE", 2: "SUN_POINTING", 3: "NADIR"}
+ORBIT_S: Final = 5640.0  # ~94 min low Earth orbit: the field vector turns once per orbit
+TUMBLE_DEG_S: Final = (2.1, -1.4, 0.7)  # body rates after separation
+
+
+class AdcsNode(Node):
+    def __post_init__(self) -> None:
+        self._rng = self.sat.world.rng(f"node.{self.name}")
+        self.mode = 0
+        self.target = [0.0, 0.0, 0.0]
+        self.speed = [0.0, 0.0, 0.0]
+        self._last = 0.0
+        self._control_since: float | None = None
+
+    def reset(self, t: float) -> None:
+        self.mode = 0
+        self.target = [0.0, 0.0, 0.0]
+        self._last = t
+        self._control_since = None
+
+    def wheels_powered(self) -> bool:
+        return bool(self.sat.world.dut.loads.get("adcs_wheels", False))
+
+    def tick(self, t: float) -> None:
+        super().tick(t)
+        dt, self._last = t - self._last, t
+        step = float(self.param("WHEEL_ACCEL")) * dt
+        powered = self.wheels_powered()
+        for axis in range(3):
+            # Unpowered wheels coast down (friction, same rate as the motor's acceleration for simplicity).
+            goal = self.target[axis] if powered else 0.0
+            delta = goal - self.speed[axis]
+            self.speed[axis] += max(-step, min(step, delta))
+
+    def hk_values(self, sid: int) -> dict[str, Value]:
+        noise = self._rng.normal
+        phase = 2 * math.pi * (self.sat.unix_time() % ORBIT_S) / ORBIT_S
+        field = (28_000 * math.cos(phase), 14_000 * math.sin(phase), 36_000 * math.sin(phase + 1.0))
+        values: dict[str, Value] = {"MODE": self.mode}
+        damping = 1.0
+        if self._control_since is not None:
+            damping = math.exp(-float(self.param("DETUMBLE_GAIN")) * 0.05 * (self.now() - self._control_since))
+        for index, axis in enumerate("XYZ"):
+            values[f"MAG_{axis}"] = field[index] + float(noise(0.0, 50.0))
+            values[f"GYRO_{axis}"] = TUMBLE_DEG_S[index] * damping + float(noise(0.0, 0.02))
+            values[f"WHEEL_{axis}"] = self.speed[index] + (float(noise(0.0, 2.0)) if self.speed[index] else 0.0)
+        v = self.sat.world.dut.bus_voltage
+        values["IADCS"] = (1.2 / max(v, 2.5) + float(noise(0.0, 0.002))) if self.wheels_powered() else 0.0
+        return values
+
+    def execute(self, command: Command, args: dict[str, Value]) -> Failure | Deferred | None:
+        if command.name == "SET_MODE":
+            new = int(args["mode"])
+            if new != self.mode:
+                old, self.mode = self.mode, new
+                self._control_since = self.now() if new else None
+                self.emit("MODE_CHANGED", old, new)
+            return None
+        if command.name == "SET_WHEEL_SPEED":
+            axis = int(args["axis"])
+            if not self.wheels_powered():
+                self.emit("WHEEL_FAULT", axis)
+                return Failure.EXECUTION_FAILED
+            self.target[axis] = float(args["rpm"])
+            return None
+        return Failure.EXECUTION_FAILED
+
+    def mode_name(self) -> str:
+        return MODES.get(self.mode, "?") if self.alive else "OFF"

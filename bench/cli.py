@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from bench.cli_results import register as register_results_commands
 from bench.config import ConfigError, ModelLevel, load_config
 from bench.limits import load_limits
 from bench.twin_launcher import running_twins
@@ -201,9 +202,12 @@ def check(
     limits: Annotated[Path, typer.Option(help="limits file")] = Path("test_plans/limits.yaml"),
 ) -> None:
     """Validate a bench config and the limits file (no instrument is contacted)."""
+    from bench.icd import icd_path, load_icd
+
     try:
         loaded = load_config(bench_config)
         table = load_limits(limits, loaded.config.dut.model_level)
+        icd = load_icd(icd_path(loaded.path, loaded.config.icd)) if loaded.config.instruments.can else None
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     dut = loaded.config.dut
@@ -215,6 +219,15 @@ def check(
         highlight=False,
     )
     console.print(f"[green]ok[/]: {limits} ({len(table)} limits at {dut.model_level.value})", highlight=False)
+    if icd is not None:
+        console.print(
+            f"[green]ok[/]: {icd.path} (ICD {icd.mission}: {len(icd.nodes)} nodes, {len(icd.commands)} commands, "
+            f"{len(icd.tm)} telemetry values, {len(icd.events)} events)",
+            highlight=False,
+        )
+
+
+register_results_commands(app)
 
 
 def main() -> None:  # pragma: no cover - console script entry

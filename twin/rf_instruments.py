@@ -1,0 +1,626 @@
+"""The bench's RF instruments as network services: an IQ vector signal analyzer and an ARB vector generator.
+
+Both speak raw SCPI over TCP (the ``TCPIP0::host::port::SOCKET`` resource type) with the command tree,
+parser and error queue of ``twin.scpi``. They use their own connection loop (`BinaryScpiServer`) instead of
+``twin.scpi.ScpiServer`` because that one cuts the byte stream at every ``\\n`` (an ARB upload is int16 data in
+which 0x0A is as likely as any other byte) and caps a message at 1 MiB, and its replies are text
+(a 4 M-sample IQ capture is a 32 MB binary block that must not be copied through ``str``).
+
+`BinaryScpiServer` therefore:
+
+* reads IEEE 488.2 definite-length blocks (``#<n><len><bytes>``, outside quoted strings) *before* looking for
+  the message terminator: the block's bytes are lifted out of the message and replaced by a placeholder
+  parameter ``#B<i>`` that handlers resolve with `block_param` (indefinite ``#0`` blocks are not supported:
+  -102);
+* lets a query handler answer with a binary block through `binary_reply`, which the server writes as
+  ``#<n><len>`` + the buffer (zero-copy) + ``\\n``.
+
+Defaults: analyzer on port 5026 (`VSA_PORT`), generator on 5027 (`VSG_PORT`).
+
+Analyzer (R&S FSV/FSW IQ Analyzer subset)::
+
+    *IDN? *RST *CLS *OPC? SYST:ERR? INST:SEL IQ  INIT:CONT ON|OFF  FREQ:CENT <Hz>  TRAC:IQ:SRAT <Hz>
+    TRAC:IQ:RLEN <n>  DISP:TRAC:Y:RLEV <dBm>  FORM REAL,32  TRAC:IQ:DATA:FORM IQP  INIT[:IMM]
+    STAT:QUES:POW:COND?   bit 0 = RF input overload during the last capture
+    TRAC:IQ:DATA:MEM?     #<n><len><float32 LE I,Q,I,Q…>\\n  (the last capture)
+
+Generator (R&S SMW/SMBV subset)::
+
+    *IDN? *RST  SOUR:FREQ[:CW] <Hz>  SOUR:POW[:LEV][:IMM][:AMPL] <dBm>  OUTP[:STAT] ON|OFF
+    SOUR:BB:ARB:WAV:DATA '<name>',#<n><len><wv bytes>   SOUR:BB:ARB:WAV:SEL '<name>'
+    SOUR:BB:ARB:CLOC <Hz>  SOUR:BB:ARB:STAT ON|OFF  SOUR:BB:ARB:WAV:CAT?
+
+The ``.wv`` payload is the simplified R&S layout described in `parse_wv` (tags, no 0x4000 padding).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from twin.scpi import (
+    DATA_OUT_OF_RANGE,
+    DATA_TYPE_ERROR,
+    ILLEGAL_PARAMETER,
+    SETTINGS_CONFLICT,
+    SYNTAX_ERROR,
+    TOO_MUCH_DATA,
+    Call,
+    CommandSet,
+    Interpreter,
+    ScpiError,
+    Session,
+    add_common_commands,
+    parse_bool,
+    parse_int,
+    parse_number,
+)
+
+__all__ = [
+    "VSA_PORT",
+    "VSG_PORT",
+    "AnalyzerService",
+    "BinaryScpiServer",
+    "GeneratorService",
+    "IqProvider",
+    "RfSession",
+    "WaveformSink",
+    "Wv",
+    "binary_reply",
+    "block_param",
+    "build_wv",
+    "parse_wv",
+]
+
+_log = logging.getLogger(__name__)
+
+VSA_PORT: Final = 5026
+VSG_PORT: Final = 5027
+
+MAX_BLOCK_BYTES: Final = 1 << 30
+MAX_TEXT_BYTES: Final = 1 << 20
+_BINARY_MARK: Final = "\x00BINARY-BLOCK\x00"
+
+IqProvider = Callable[[float, float, int, float], tuple[npt.NDArray[Any], bool]]
+"""(centre_hz, sample_rate, n_samples, ref_level_dbm) -> (n complex samples in volts-ish units, overload)."""
+
+WaveformSink = Callable[[float, float, bool, npt.NDArray[np.int16], float], None]
+"""(freq_hz, level_dbm, rf_on, iq int16 shape (n, 2) [empty when the ARB is off], arb_clock_hz) -> None."""
+
+
+def _error_reply(code: int, text: str) -> str:
+    return f'{code},"{text}"'
+
+
+@dataclass
+class RfSession(Session):
+    """A twin SCPI session that can carry binary blocks in (uploads) and out (a query's binary reply)."""
+
+    blocks: list[bytes] = field(default_factory=list)
+    binary: memoryview | None = None
+
+
+def block_param(call: Call, text: str) -> bytes:
+    """The bytes of a definite-length block parameter (the server replaced it with ``#B<i>``)."""
+    session = call.session
+    m = re.fullmatch(r"#B(\d+)", text.strip())
+    if m is None or not isinstance(session, RfSession) or int(m.group(1)) >= len(session.blocks):
+        raise ScpiError(DATA_TYPE_ERROR, "expected a definite-length block")
+    return session.blocks[int(m.group(1))]
+
+
+def binary_reply(call: Call, data: memoryview) -> str:
+    """Answer the query with ``data`` as a definite-length block (only one per message)."""
+    session = call.session
+    if not isinstance(session, RfSession):
+        raise ScpiError(SETTINGS_CONFLICT, "binary reply on a text-only session")
+    session.binary = data
+    return _BINARY_MARK
+
+
+def _find_terminator(buffer: bytearray, blocks: list[tuple[int, int]]) -> int | str:
+    """Index of the ``\\n`` ending the first message (blocks skipped, their spans appended to ``blocks``),
+    -1 if more bytes are needed, or an error string if the message is malformed."""
+    pos = 0
+    quote = 0
+    n = len(buffer)
+    blocks.clear()
+    while pos < n:
+        if quote:
+            end = buffer.find(bytes((quote,)), pos)
+            if end < 0:
+                nl = buffer.find(b"\n", pos)
+                return nl if nl >= 0 else -1
+            quote, pos = 0, end + 1
+            continue
+        ch = buffer[pos]
+        if ch == 0x0A:
+            return pos
+        if ch in (0x22, 0x27):
+            quote = ch
+        elif ch == 0x23 and pos + 1 < n and 0x30 <= buffer[pos + 1] <= 0x39:  # '#<digit>'
+            digits = buffer[pos + 1] - 0x30
+            if digits == 0:
+                return "indefinite-length blocks (#0) are not supported"
+            if pos + 2 + digits > n:
+                return -1
+            count_text = bytes(buffer[pos + 2 : pos + 2 + digits])
+            if not count_text.isdigit():
+                return "bad block header"
+            count = int(count_text)
+            if count > MAX_BLOCK_BYTES:
+                return "block too large"
+            start = pos + 2 + digits
+            if start + count > n:
+                return -1
+            blocks.append((start, count))
+            pos = start + count
+            continue
+        pos += 1
+    return -1
+
+
+class BinaryScpiServer:
+    """Raw-socket SCPI server whose messages may carry definite-length blocks both ways (see module doc)."""
+
+    def __init__(self, interpreter: Interpreter, *, name: str) -> None:
+        self.interpreter = interpreter
+        self.name = name
+        self.silent = False
+        self.received: list[str] = []  # every program message, blocks as '#B<i>' (for tests and diagnostics)
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._address: tuple[str, int] | None = None
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        return self._address
+
+    @property
+    def connections(self) -> int:
+        return len(self._writers)
+
+    async def start(self, host: str, port: int) -> int:
+        self._server = await asyncio.start_server(self._client, host, port, limit=1 << 20)
+        bound = int(self._server.sockets[0].getsockname()[1])
+        self._address = (host, bound)
+        return bound
+
+    def drop_all(self) -> int:
+        writers = list(self._writers)
+        for writer in writers:
+            writer.close()
+        return len(writers)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        self.drop_all()
+        if self._server is not None:
+            await self._server.wait_closed()
+        self._server = None
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        session = RfSession(peer=f"{self.name}<-{peer[0]}:{peer[1]}" if peer else self.name)
+        self._writers.add(writer)
+        buffer = bytearray()
+        spans: list[tuple[int, int]] = []
+        try:
+            while True:
+                data = await reader.read(1 << 20)
+                if not data:
+                    break
+                if self.silent:
+                    continue
+                buffer += data
+                while True:
+                    end = _find_terminator(buffer, spans)
+                    if isinstance(end, str):
+                        # Resynchronise at the next terminator (the rest of a bad message is unparseable).
+                        _log.debug("%s: %s; message discarded", session.peer, end)
+                        session.error(SYNTAX_ERROR)
+                        newline = buffer.find(b"\n")
+                        if newline < 0:
+                            buffer.clear()
+                            break
+                        del buffer[: newline + 1]
+                        continue
+                    if end < 0:
+                        if not spans and len(buffer) > MAX_TEXT_BYTES:
+                            buffer.clear()
+                            session.error(TOO_MUCH_DATA)
+                        break
+                    await self._message(session, buffer, end, spans, writer)
+                    del buffer[: end + 1]
+        except (ConnectionError, OSError) as exc:
+            _log.debug("%s: connection lost: %s", session.peer, exc)
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+    async def _message(
+        self,
+        session: RfSession,
+        buffer: bytearray,
+        end: int,
+        spans: list[tuple[int, int]],
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        parts: list[str] = []
+        session.blocks = []
+        pos = 0
+        for i, (start, count) in enumerate(spans):
+            header_start = buffer.rfind(b"#", 0, start)
+            parts.append(bytes(buffer[pos:header_start]).decode("latin-1"))
+            parts.append(f"#B{i}")
+            session.blocks.append(bytes(buffer[start : start + count]))
+            pos = start + count
+        parts.append(bytes(buffer[pos:end]).decode("latin-1"))
+        line = "".join(parts).rstrip("\r")
+        self.received.append(line)
+        session.binary = None
+        try:
+            reply = await self.interpreter.execute(session, line)
+        finally:
+            session.blocks = []
+        binary, session.binary = session.binary, None
+        if reply is None or self.silent or writer.is_closing():
+            return
+        if binary is not None and _BINARY_MARK in reply:
+            before, _, after = reply.partition(_BINARY_MARK)
+            length = str(binary.nbytes)
+            writer.write(f"{before}#{len(length)}{length}".encode("latin-1"))
+            writer.write(binary)
+            writer.write(after.encode("latin-1") + b"\n")
+        else:
+            writer.write(reply.encode("latin-1") + b"\n")
+        await writer.drain()
+
+
+def _endpoint(name: str, address: tuple[str, int] | None, description: str) -> dict[str, dict[str, Any]]:
+    if address is None:
+        raise RuntimeError(f"{name}.endpoints() before start()")
+    host, port = address
+    return {
+        name: {
+            "kind": "scpi", "resource": f"TCPIP0::{host}::{port}::SOCKET", "host": host, "port": port,
+            "visa": True, "description": description,
+        }
+    }  # fmt: skip
+
+
+def _string_param(text: str) -> str:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    raise ScpiError(DATA_TYPE_ERROR, f"expected a quoted string, not {text!r}")
+
+
+# ------------------------------------------------------------------------------------------------ analyzer
+
+
+class AnalyzerService:
+    """An R&S FSV-style IQ analyzer; each ``INIT:IMM`` asks ``iq_provider`` for the captured samples."""
+
+    name = "vsa"
+    kind = "scpi"
+    visa = True
+    description = "Rohde & Schwarz FSV3030 signal analyzer, IQ Analyzer mode (twin)"
+    IDN: Final = "Rohde&Schwarz,FSV3030,1330.5000K30/100001,1.80"
+    MAX_RECORD_LENGTH: Final = 100_000_000
+    OVERLOAD_BIT: Final = 1 << 0
+
+    def __init__(self, iq_provider: IqProvider) -> None:
+        self._provider = iq_provider
+        self.centre_hz = 1e9
+        self.sample_rate = 32e6
+        self.record_length = 1001
+        self.ref_level_dbm = 0.0
+        self.continuous = True
+        self.data_format = "ASC"
+        self.iq_format = "IQP"
+        self.overload = False
+        self.captures = 0
+        self._capture: npt.NDArray[np.complex64] | None = None
+        commands = CommandSet()
+        add_common_commands(commands, error_reply=_error_reply)
+        self._add_commands(commands)
+        self.server = BinaryScpiServer(Interpreter(commands), name=self.name)
+
+    def _reset(self, call: Call) -> None:
+        call.expect(0)
+        self.centre_hz, self.sample_rate, self.record_length, self.ref_level_dbm = 1e9, 32e6, 1001, 0.0
+        self.continuous, self.data_format, self.iq_format, self.overload = True, "ASC", "IQP", False
+        self._capture = None
+
+    def _add_commands(self, c: CommandSet) -> None:
+        c.add("*IDN?", lambda call: self.IDN)
+        c.add("*RST", self._reset)
+        c.add("INSTrument[:SELect]", self._instrument)
+        c.add("INITiate:CONTinuous", self._init_cont)
+        c.add("INITiate:CONTinuous?", lambda call: str(int(self.continuous)))
+        c.add("INITiate[:IMMediate]", self._initiate)
+        c.add("[SENSe]:FREQuency:CENTer", self._centre)
+        c.add("[SENSe]:FREQuency:CENTer?", lambda call: repr(self.centre_hz))
+        c.add("TRACe:IQ:SRATe", self._srate)
+        c.add("TRACe:IQ:SRATe?", lambda call: repr(self.sample_rate))
+        c.add("TRACe:IQ:RLENgth", self._rlen)
+        c.add("TRACe:IQ:RLENgth?", lambda call: str(self.record_length))
+        c.add("DISPlay[:WINDow#]:TRACe#:Y[:SCALe]:RLEVel", self._rlev)
+        c.add("DISPlay[:WINDow#]:TRACe#:Y[:SCALe]:RLEVel?", lambda call: repr(self.ref_level_dbm))
+        c.add("FORMat[:DATA]", self._format)
+        c.add("FORMat[:DATA]?", lambda call: "REAL,32" if self.data_format == "REAL" else "ASC,0")
+        c.add("TRACe:IQ:DATA:FORMat", self._iq_format)
+        c.add("TRACe:IQ:DATA:FORMat?", lambda call: self.iq_format)
+        c.add("STATus:QUEStionable:POWer[:CONDition]?", lambda call: str(self.OVERLOAD_BIT if self.overload else 0))
+        c.add("TRACe:IQ:DATA:MEMory?", self._data)
+
+    def _instrument(self, call: Call) -> None:
+        if call.expect(1)[0].upper() not in ("IQ", "'IQ'"):
+            raise ScpiError(ILLEGAL_PARAMETER, "only the IQ analyzer is modelled")
+
+    def _init_cont(self, call: Call) -> None:
+        self.continuous = parse_bool(call.expect(1)[0])
+
+    def _centre(self, call: Call) -> None:
+        self.centre_hz = parse_number(call.expect(1)[0], low=0.0, high=30e9)
+
+    def _srate(self, call: Call) -> None:
+        self.sample_rate = parse_number(call.expect(1)[0], low=100.0, high=600e6)
+
+    def _rlen(self, call: Call) -> None:
+        self.record_length = parse_int(call.expect(1)[0], low=1, high=self.MAX_RECORD_LENGTH)
+
+    def _rlev(self, call: Call) -> None:
+        self.ref_level_dbm = parse_number(call.expect(1)[0], low=-130.0, high=30.0)
+
+    def _format(self, call: Call) -> None:
+        params = [p.upper() for p in call.expect(1, 2)]
+        if params[0] == "REAL" and params[1:] in ([], ["32"]):
+            self.data_format = "REAL"
+        elif params[0] in ("ASC", "ASCII"):
+            self.data_format = "ASC"
+        else:
+            raise ScpiError(ILLEGAL_PARAMETER, "only REAL,32 and ASCii are modelled")
+
+    def _iq_format(self, call: Call) -> None:
+        word = call.expect(1)[0].upper()
+        if word not in ("IQP", "IQPAIR"):
+            raise ScpiError(ILLEGAL_PARAMETER, "only IQPair is modelled")
+        self.iq_format = "IQP"
+
+    def _initiate(self, call: Call) -> None:
+        call.expect(0)
+        n = self.record_length
+        samples, overload = self._provider(self.centre_hz, self.sample_rate, n, self.ref_level_dbm)
+        array = np.ascontiguousarray(samples, dtype="<c8").reshape(-1)
+        if array.size != n:
+            raise ScpiError(DATA_OUT_OF_RANGE, f"provider returned {array.size} samples, not {n}")
+        self._capture, self.overload = array, bool(overload)
+        self.captures += 1
+
+    def _data(self, call: Call) -> str:
+        call.expect(0)
+        if self._capture is None:
+            raise ScpiError(SETTINGS_CONFLICT, "no capture: send INIT:IMM first")
+        if self.data_format != "REAL":
+            raise ScpiError(SETTINGS_CONFLICT, "only FORM REAL,32 is modelled for IQ data")
+        return binary_reply(call, self._capture.view(np.uint8).data)
+
+    # service
+
+    @property
+    def port(self) -> int | None:
+        address = self.server.address
+        return address[1] if address else None
+
+    def endpoints(self) -> dict[str, dict[str, Any]]:
+        """Endpoint record for the twin's endpoints file."""
+        return _endpoint(self.name, self.server.address, self.description)
+
+    async def start(self, host: str = "127.0.0.1", port: int = VSA_PORT) -> int:
+        return await self.server.start(host, port)
+
+    async def stop(self) -> None:
+        await self.server.stop()
+
+
+# ------------------------------------------------------------------------------------------------ generator
+
+
+@dataclass(frozen=True)
+class Wv:
+    """A parsed waveform file: int16 IQ of shape (n, 2), its clock and the checksum it declared."""
+
+    iq: npt.NDArray[np.int16]
+    clock_hz: float | None
+    checksum: int
+
+
+def wv_checksum(iq: npt.NDArray[np.int16]) -> int:
+    """R&S checksum: 0xA50F74FF XOR every 32-bit little-endian (I,Q) word."""
+    words = np.ascontiguousarray(iq, dtype="<i2").reshape(-1).view("<u4")
+    return int(np.bitwise_xor.reduce(words)) ^ 0xA50F74FF if words.size else 0xA50F74FF
+
+
+def build_wv(iq: npt.NDArray[np.int16], clock_hz: float) -> bytes:
+    """Simplified R&S ``.wv``: ``{TYPE: SMU-WV,<ck>}{CLOCK: <Hz>}{SAMPLES: <n>}{WAVEFORM-<len>:#<int16 LE I,Q…>}``.
+
+    Unlike a file written by R&S WinIQSIM, no ``{EMPTYTAG…}`` padding puts the waveform at offset 0x4000.
+    """
+    data = np.ascontiguousarray(iq, dtype="<i2").reshape(-1, 2)
+    payload = data.tobytes()
+    head = f"{{TYPE: SMU-WV,{wv_checksum(data)}}}{{CLOCK: {clock_hz:.10g}}}{{SAMPLES: {len(data)}}}"
+    return head.encode("ascii") + f"{{WAVEFORM-{len(payload) + 1}:#".encode("ascii") + payload + b"}"
+
+
+_WV_TAG = re.compile(rb"\{(?P<name>[A-Z][A-Z0-9 _-]*?)(?:-(?P<len>\d+))?:\s*(?P<body>#?)")
+
+
+def parse_wv(data: bytes) -> Wv:
+    """Parse `build_wv` output (and tag-compatible R&S files); raises ValueError on anything malformed."""
+    pos, clock, checksum, iq = 0, None, None, None
+    while pos < len(data):
+        m = _WV_TAG.match(data, pos)
+        if m is None:
+            raise ValueError(f"bad tag at offset {pos}")
+        name = m.group("name").decode("ascii")
+        if name == "WAVEFORM":
+            if m.group("len") is None:
+                raise ValueError("WAVEFORM tag without a length")
+            length = int(m.group("len")) - 1  # the length counts the '#'
+            start = m.end()
+            if m.group("body") != b"#" or length < 0 or length % 4 or start + length >= len(data):
+                raise ValueError("malformed WAVEFORM tag")
+            iq = np.frombuffer(data, dtype="<i2", count=length // 2, offset=start).reshape(-1, 2).astype(np.int16)
+            if data[start + length : start + length + 1] != b"}":
+                raise ValueError("WAVEFORM tag not closed")
+            pos = start + length + 1
+            continue
+        end = data.find(b"}", m.end())
+        if end < 0:
+            raise ValueError(f"tag {name} not closed")
+        body = data[m.start("body") : end].decode("ascii").strip()
+        if name == "TYPE":
+            kind, _, ck = body.partition(",")
+            if kind.strip() != "SMU-WV":
+                raise ValueError(f"not an SMU-WV file ({kind!r})")
+            checksum = int(ck) if ck.strip() else None
+        elif name == "CLOCK":
+            clock = float(body)
+        pos = end + 1
+    if iq is None:
+        raise ValueError("no WAVEFORM tag")
+    actual = wv_checksum(iq)
+    if checksum is not None and checksum != actual:
+        raise ValueError(f"checksum {checksum} != {actual}")
+    return Wv(iq, clock, actual)
+
+
+class GeneratorService:
+    """An R&S SMBV-style vector generator; `on_waveform` hears every change of what it radiates."""
+
+    name = "vsg"
+    kind = "scpi"
+    visa = True
+    description = "Rohde & Schwarz SMBV100B vector signal generator with ARB (twin)"
+    IDN: Final = "Rohde&Schwarz,SMBV100B,1423.1003K02/100002,4.70.026"
+    MAX_LEVEL_DBM: Final = 18.0
+
+    def __init__(self, on_waveform: WaveformSink | None = None) -> None:
+        self._sink = on_waveform
+        self.waveforms: dict[str, Wv] = {}
+        self.uploads = 0
+        self._defaults()
+        commands = CommandSet()
+        add_common_commands(commands, error_reply=_error_reply)
+        self._add_commands(commands)
+        self.server = BinaryScpiServer(Interpreter(commands), name=self.name)
+
+    def _defaults(self) -> None:
+        self.freq_hz = 1e9
+        self.level_dbm = -30.0
+        self.rf_on = False
+        self.arb_on = False
+        self.arb_clock_hz = 1e6
+        self.selected: str | None = None
+
+    def _reset(self, call: Call) -> None:
+        call.expect(0)
+        self._defaults()
+        self._notify()
+
+    def _add_commands(self, c: CommandSet) -> None:
+        c.add("*IDN?", lambda call: self.IDN)
+        c.add("*RST", self._reset)
+        c.add("[SOURce#]:FREQuency[:CW]", self._freq)
+        c.add("[SOURce#]:FREQuency[:CW]?", lambda call: repr(self.freq_hz))
+        c.add("[SOURce#]:POWer[:LEVel][:IMMediate][:AMPLitude]", self._level)
+        c.add("[SOURce#]:POWer[:LEVel][:IMMediate][:AMPLitude]?", lambda call: repr(self.level_dbm))
+        c.add("OUTPut#[:STATe]", self._output)
+        c.add("OUTPut#[:STATe]?", lambda call: str(int(self.rf_on)))
+        c.add("[SOURce#]:BB:ARBitrary:WAVeform:DATA", self._upload)
+        c.add("[SOURce#]:BB:ARBitrary:WAVeform:SELect", self._select)
+        c.add("[SOURce#]:BB:ARBitrary:WAVeform:SELect?", lambda call: f"'{self.selected or ''}'")
+        c.add("[SOURce#]:BB:ARBitrary:WAVeform:CATalog?", lambda call: ",".join(f"'{n}'" for n in self.waveforms))
+        c.add("[SOURce#]:BB:ARBitrary:CLOCk", self._clock)
+        c.add("[SOURce#]:BB:ARBitrary:CLOCk?", lambda call: repr(self.arb_clock_hz))
+        c.add("[SOURce#]:BB:ARBitrary[:STATe]", self._arb_state)
+        c.add("[SOURce#]:BB:ARBitrary[:STATe]?", lambda call: str(int(self.arb_on)))
+
+    def _notify(self) -> None:
+        if self._sink is None:
+            return
+        wv = self.waveforms.get(self.selected) if self.arb_on and self.selected else None
+        iq = wv.iq if wv is not None else np.zeros((0, 2), dtype=np.int16)
+        self._sink(self.freq_hz, self.level_dbm, self.rf_on, iq, self.arb_clock_hz)
+
+    def _freq(self, call: Call) -> None:
+        self.freq_hz = parse_number(call.expect(1)[0], low=8e3, high=6e9)
+        self._notify()
+
+    def _level(self, call: Call) -> None:
+        self.level_dbm = parse_number(call.expect(1)[0], low=-145.0, high=self.MAX_LEVEL_DBM)
+        self._notify()
+
+    def _output(self, call: Call) -> None:
+        self.rf_on = parse_bool(call.expect(1)[0])
+        self._notify()
+
+    def _upload(self, call: Call) -> None:
+        name_text, block_text = call.expect(2)
+        name = _string_param(name_text)
+        try:
+            wv = parse_wv(block_param(call, block_text))
+        except ValueError as exc:
+            raise ScpiError(ILLEGAL_PARAMETER, f"waveform file: {exc}") from None
+        self.waveforms[name] = wv
+        self.uploads += 1
+        if name == self.selected:
+            self._notify()
+
+    def _select(self, call: Call) -> None:
+        name = _string_param(call.expect(1)[0])
+        if name not in self.waveforms:
+            raise ScpiError(ILLEGAL_PARAMETER, f"no waveform {name!r}")
+        self.selected = name
+        wv = self.waveforms[name]
+        if wv.clock_hz is not None:
+            self.arb_clock_hz = wv.clock_hz
+        self._notify()
+
+    def _clock(self, call: Call) -> None:
+        self.arb_clock_hz = parse_number(call.expect(1)[0], low=400.0, high=600e6)
+        self._notify()
+
+    def _arb_state(self, call: Call) -> None:
+        on = parse_bool(call.expect(1)[0])
+        if on and self.selected is None:
+            raise ScpiError(SETTINGS_CONFLICT, "no waveform selected")
+        self.arb_on = on
+        self._notify()
+
+    # service
+
+    @property
+    def port(self) -> int | None:
+        address = self.server.address
+        return address[1] if address else None
+
+    def endpoints(self) -> dict[str, dict[str, Any]]:
+        """Endpoint record for the twin's endpoints file."""
+        return _endpoint(self.name, self.server.address, self.description)
+
+    async def start(self, host: str = "127.0.0.1", port: int = VSG_PORT) -> int:
+        return await self.server.start(host, port)
+
+    async def stop(self) -> None:
+        await self.server.stop()

@@ -1,7 +1,7 @@
 """Lifecycle of the twin process: start every service, publish the endpoint table, run, stop cleanly.
 
 ``SERVICES`` is the registry: one line per server (name, fixed port, how to build it from the ``World``).
-Later issues add CAN, I2C, console and RF servers as one line each.
+Later issues add RF servers as one line each.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from twin.control import CONTROL_PORT, ControlService
 from twin.icd import DEFAULT_ICD, load_icd
 from twin.nodes.satellite import Satellite
 from twin.psu_service import PsuService, psu_port
+from twin.sidechannels import DEFAULT_CONSOLE_PORT, DEFAULT_USBISS_PORT, ConsoleService, I2cService
 from twin.world import Options, World
 
 __all__ = ["SERVICES", "Endpoint", "Service", "ServiceSpec", "run"]
@@ -69,6 +70,9 @@ SERVICES: Final[tuple[ServiceSpec, ...]] = (
     # One simulated CAN bus (the world's hub) served two ways; the satellite's nodes are attached to it.
     ServiceSpec("can_socketcand", lambda options: DEFAULT_SOCKETCAND_PORT, lambda w: w.can.service("socketcand")),
     ServiceSpec("can_slcan", lambda options: DEFAULT_SLCAN_PORT, lambda w: w.can.service("slcan")),
+    # Side channels, coupled to the satellite's nodes (twin/sidechannels.py); each also serves a pty.
+    ServiceSpec("i2c", lambda options: DEFAULT_USBISS_PORT, I2cService),
+    ServiceSpec("console", lambda options: DEFAULT_CONSOLE_PORT, ConsoleService),
 )
 
 
@@ -108,9 +112,15 @@ class StartupError(Exception):
 
 
 def endpoint_lines(endpoints: list[Endpoint]) -> list[str]:
+    """One line per endpoint: name, address, description (and the pty of a serial-device endpoint)."""
     name_width = max(len(e.name) for e in endpoints) + 2
     address_width = max(len(e.address) for e in endpoints) + 2
-    return [f"{e.name:<{name_width}}{e.address:<{address_width}}{e.description}" for e in endpoints]
+
+    def what(e: Endpoint) -> str:
+        pty = e.extra.get("pty")
+        return f"{e.description} (pty {pty})" if pty else e.description
+
+    return [f"{e.name:<{name_width}}{e.address:<{address_width}}{what(e)}" for e in endpoints]
 
 
 def write_endpoints_file(path: Path, endpoints: list[Endpoint]) -> None:
@@ -182,6 +192,11 @@ async def _tick(world: World) -> None:
 # ------------------------------------------------------------------------------------------------ run
 
 
+def _endpoint(name: str, service: Service, host: str, port: int) -> Endpoint:
+    extra = dict(getattr(service, "extra", {}))
+    return Endpoint(name, service.kind, host, port, service.description, service.visa, extra)
+
+
 async def _start(world: World, services: list[Service], options: Options) -> list[Endpoint]:
     endpoints: list[Endpoint] = []
     for spec in SERVICES:
@@ -194,10 +209,7 @@ async def _start(world: World, services: list[Service], options: Options) -> lis
                 f"cannot listen on {options.host}:{port} for {spec.name}: {exc.strerror or exc}"
             ) from exc
         services.append(service)
-        extra = dict(getattr(service, "extra", {}))
-        endpoints.append(
-            Endpoint(spec.name, service.kind, options.host, bound, service.description, service.visa, extra)
-        )
+        endpoints.append(_endpoint(spec.name, service, options.host, bound))
     return endpoints
 
 
@@ -225,6 +237,7 @@ async def run(options: Options, *, out: TextIO | None = None) -> int:
         print(f"twin: cannot build the satellite: {exc}", file=sys.stderr, flush=True)
         return 1
     satellite.attach()
+    world.satellite = satellite
     services: list[Service] = []
     tasks: list[asyncio.Task[None]] = []
     written = False
@@ -237,6 +250,13 @@ async def run(options: Options, *, out: TextIO | None = None) -> int:
         if options.endpoints_file is not None:
             write_endpoints_file(options.endpoints_file, endpoints)
             written = True
+            endpoints_file = options.endpoints_file
+
+            def republish() -> None:
+                current = [_endpoint(e.name, s, e.host, e.port) for e, s in zip(endpoints, services, strict=True)]
+                write_endpoints_file(endpoints_file, current)
+
+            world.republish = republish
         for line in endpoint_lines(endpoints):
             print(line, file=out)
         print("twin ready", file=out, flush=True)

@@ -20,6 +20,16 @@ Satellite (``twin/nodes/satellite.py``; node = OBC | EPS | ADCS | COMMS | PAYLOA
   {"cmd": "fault", "name": "malformed_pus", "node": "OBC", "kind": "bad_crc"|"wrong_length", "count": 1}
   {"cmd": "fault", "name": "latchup", "channel": "PAYLOAD"}           → EPS output latch-up
   ``state`` then includes ``satellite.nodes.<NODE>``: alive, mode, uptime, boot count, HK SIDs, counters.
+
+Side channels (``twin/sidechannels.py``; also ``docs/side-channels.md``):
+
+  {"cmd": "fault", "name": "i2c_unplug"}                           → USB-ISS cable pulled (pty and TCP gone)
+  {"cmd": "fault", "name": "i2c_replug"}                           → plugged back: same TCP port, new pty
+  {"cmd": "fault", "name": "i2c_nack", "address": 72, "on": true}  → that 7-bit address stops acknowledging
+  {"cmd": "fault", "name": "console_silent", "on": true}           → the OBC debug UART prints/answers nothing
+  {"cmd": "fault", "name": "console_garbage", "on": true}          → line noise mixed into the UART output
+  {"cmd": "fault", "name": "selftest_fail", "subsystem": "ADCS", "on": true} → next boot log: FAIL + WARNING
+  ``state`` then includes ``i2c`` and ``console``.
 """
 
 from __future__ import annotations
@@ -87,7 +97,7 @@ class ControlService:
                     break
                 if not line.strip():
                     continue
-                writer.write(self._encode(self.handle_line(line)))
+                writer.write(self._encode(await self.handle_line_async(line)))
                 await writer.drain()
         except (ConnectionError, OSError) as exc:
             _log.debug("control client lost: %s", exc)
@@ -105,6 +115,24 @@ class ControlService:
             return {"ok": True, **command(request)}
         except ValueError as exc:
             raise _Refused(str(exc)) from exc
+
+    async def handle_line_async(self, line: bytes | str) -> Reply:
+        """`handle_line`, plus the faults that must be awaited (``Fault.apply_async``, e.g. ``i2c_replug``)."""
+        try:
+            request = json.loads(line)
+        except ValueError:
+            request = None
+        if isinstance(request, dict) and request.get("cmd") == "fault":
+            name = str(request.get("name"))
+            fault = self.world.faults.get(name)
+            if fault is not None and fault.apply_async is not None:
+                try:
+                    reply = await fault.apply_async(request)
+                except ValueError as exc:
+                    return {"ok": False, "error": str(exc)}
+                _log.info("fault %s %s", name, reply)
+                return {"ok": True, "fault": name, **reply}
+        return self.handle_line(line)
 
     def handle_line(self, line: bytes | str) -> Reply:
         try:
@@ -162,6 +190,8 @@ class ControlService:
         if fault is None:
             known = ", ".join(sorted(self.world.faults))
             raise _Refused(f"unknown fault {name!r} (known: {known})")
+        if fault.apply_async is not None:
+            raise _Refused(f"fault {name!r} is asynchronous: send it over the control connection")
         if fault.apply_request is not None:
             try:
                 reply = fault.apply_request(request)

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from twin.canbus import CanHub
 from twin.power_model import SatellitePowerModel
+
+if TYPE_CHECKING:
+    from twin.nodes.satellite import Satellite
 
 __all__ = ["Fault", "Options", "World"]
 
@@ -43,7 +46,8 @@ class Fault:
     """An injectable fault. ``active`` is None for one-shot actions (``apply`` ignores its argument).
 
     A fault with ``apply_request`` takes its parameters from the whole control request (node, count, seconds…)
-    and raises ``ValueError`` to refuse it; ``apply`` is then unused.
+    and raises ``ValueError`` to refuse it; ``apply`` is then unused. ``apply_async`` is the same for a fault that
+    has to await something (re-plugging the USB-ISS opens a server); the control endpoint awaits it.
     """
 
     name: str
@@ -51,6 +55,7 @@ class Fault:
     apply: Callable[[bool], dict[str, object]]
     active: Callable[[], bool] | None = None
     apply_request: Callable[[dict[str, object]], dict[str, object]] | None = None
+    apply_async: Callable[[dict[str, object]], Awaitable[dict[str, object]]] | None = None
 
 
 def _apply_now(clock: Callable[[], float]) -> Callable[[Callable[[float], None]], None]:
@@ -72,6 +77,12 @@ class World:
     commands: dict[str, Callable[[dict[str, object]], dict[str, object]]] = field(default_factory=dict)
     can: CanHub = field(default_factory=CanHub)
     apply: Callable[[Callable[[float], None]], None] | None = None
+    # The simulated satellite (CAN nodes), set by the app before the services are built: the side channels
+    # (I2C, console) couple to its nodes.
+    satellite: Satellite | None = None
+    # Called by a service whose endpoint record changed while running (a re-plugged USB-ISS has a new pty):
+    # the app rewrites the endpoints file.
+    republish: Callable[[], None] = lambda: None
 
     def __post_init__(self) -> None:
         if self.apply is None:

@@ -73,8 +73,23 @@ class EpsNode(Node):
             values[f"I_{channel}"] = max(0.0, current + float(noise(0.0, 0.002))) if current else 0.0
             values[f"LATCHUPS_{channel}"] = self.latchups[channel]
         values["BOOT_COUNT"] = self.boot_count
-        values["TBAT"] = 21.0 + self._heat + float(noise(0.0, 0.05))
+        values["TBAT"] = self.battery_temp_c() + float(noise(0.0, 0.05))
         return values
+
+    def battery_temp_c(self) -> float:
+        """True battery/EPS-board temperature (CAN ``EPS.TBAT`` adds the ADC's noise; the I2C TMP100 reads this)."""
+        return 21.0 + self._heat
+
+    def switch_output(self, channel: str, on: bool) -> Failure | None:
+        """Switch one output (SET_OUTPUT over CAN, SET_OUTPUT / SET_SINGLE_OUTPUT over I2C): None or the refusal."""
+        if channel in ALWAYS_ON_W:
+            return None if on else Failure.EXECUTION_FAILED  # protected: the EPS keeps OBC and radio on
+        before = self.output_on(channel)
+        if not self.sat.set_load(self.SWITCHABLE[channel], on):
+            return Failure.EXECUTION_FAILED
+        if before != on:
+            self.emit("OUTPUT_CHANGED", CHANNELS.index(channel), on)
+        return None
 
     def latchup(self, channel: str) -> bool:
         if channel not in self.SWITCHABLE or not self.alive:
@@ -86,15 +101,7 @@ class EpsNode(Node):
 
     def execute(self, command: Command, args: dict[str, Value]) -> Failure | Deferred | None:
         if command.name == "SET_OUTPUT":
-            channel, on = CHANNELS[int(args["channel"])], bool(args["on"])
-            if channel in ALWAYS_ON_W:
-                return None if on else Failure.EXECUTION_FAILED  # protected: the EPS keeps OBC and radio on
-            before = self.output_on(channel)
-            if not self.sat.set_load(self.SWITCHABLE[channel], on):
-                return Failure.EXECUTION_FAILED
-            if before != on:
-                self.emit("OUTPUT_CHANGED", int(args["channel"]), on)
-            return None
+            return self.switch_output(CHANNELS[int(args["channel"])], bool(args["on"]))
         if command.name == "RESET_LATCHUP_COUNTERS":
             self.latchups = dict.fromkeys(CHANNELS, 0)
             return None

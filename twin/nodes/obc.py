@@ -46,15 +46,18 @@ class ObcNode(Node):
             "OBT": int(self.sat.unix_time()),
         }
 
+    def set_mode(self, new: int) -> bool:
+        """Change the satellite mode (OBC.SET_MODE over CAN, ``mode set`` on the debug console); False if refused."""
+        if new not in MODES or (new == 2 and not self.sat.world.dut.loads.get("payload", False)):
+            return False  # PAYLOAD mode needs the imager powered
+        if new != self.mode:
+            old, self.mode = self.mode, new
+            self.emit("MODE_CHANGED", old, new)
+        return True
+
     def execute(self, command: Command, args: dict[str, Value]) -> Failure | Deferred | None:
         if command.name == "SET_MODE":
-            new = int(args["mode"])
-            if new == 2 and not self.sat.world.dut.loads.get("payload", False):
-                return Failure.EXECUTION_FAILED  # PAYLOAD mode needs the imager powered
-            if new != self.mode:
-                old, self.mode = self.mode, new
-                self.emit("MODE_CHANGED", old, new)
-            return None
+            return None if self.set_mode(int(args["mode"])) else Failure.EXECUTION_FAILED
         if command.name == "REBOOT":
             self.request_reboot()  # completion success leaves first, then the processor resets
             return None

@@ -85,6 +85,52 @@ class InstrumentConfig(_Strict):
     channels: dict[str, int] = Field(default_factory=dict, description="role -> channel number")
 
 
+class CanConfig(_Strict):
+    """The CAN adapter reaching the satellite's bus (CSP over CAN)."""
+
+    driver: Literal["socketcand", "slcan"] = Field(description="socketcand daemon, or an slcan (Lawicel) adapter")
+    resource: str = Field(
+        description="socketcand: host:port; slcan: a pyserial URL or device (socket://host:port, /dev/ttyACM0); "
+        "or twin:can_socketcand / twin:can_slcan for the auto-started twin"
+    )
+    channel: str | None = Field(default=None, description="socketcand interface name (e.g. can0); twin: its own")
+    bitrate: Literal[10_000, 20_000, 50_000, 100_000, 125_000, 250_000, 500_000, 750_000, 1_000_000] = 1_000_000
+    csp_version: Literal[1, 2] = 1
+    cfp_version: Literal[1, 2] = 1
+    egse_address: Annotated[int, Field(ge=0, le=0x3FFF)] = 10
+    crc32: bool = Field(default=True, description="append a CSP CRC32 to the packets the bench sends")
+    timeout_s: PositiveFloat = Field(default=3.0, description="connect / handshake timeout")
+    acceptance_timeout_s: PositiveFloat = 2.0
+    completion_timeout_s: PositiveFloat = 5.0
+    service_timeout_s: PositiveFloat = 1.0
+
+    @model_validator(mode="after")
+    def _versions(self) -> CanConfig:
+        if self.cfp_version != self.csp_version:
+            v = self.cfp_version
+            raise ValueError(f"CFP v{v} carries CSP v{v} headers; set csp_version and cfp_version alike")
+        if self.csp_version == 1 and self.egse_address > 31:
+            raise ValueError(f"egse_address {self.egse_address} does not fit CSP v1 (0..31)")
+        return self
+
+
+class Instruments(_Strict):
+    """The bench's instruments by role. A role is one field here: a typo is an error, not a missing instrument."""
+
+    psu: InstrumentConfig | None = None
+    can: CanConfig | None = None
+
+    def get(self, role: str) -> InstrumentConfig | None:
+        value = getattr(self, role, None)
+        return value if isinstance(value, InstrumentConfig) else None
+
+    def __getitem__(self, role: str) -> InstrumentConfig:
+        value = self.get(role)
+        if value is None:
+            raise KeyError(role)
+        return value
+
+
 class TwinConfig(_Strict):
     autostart: bool = False
     psu_dialect: Literal["keysight", "rigol"] = "keysight"
@@ -120,7 +166,11 @@ class BenchInfo(_Strict):
 class BenchConfig(_Strict):
     bench: BenchInfo
     twin: TwinConfig = TwinConfig()
-    instruments: dict[str, InstrumentConfig]
+    instruments: Instruments
+    icd: str = Field(
+        default="bench/icd/ots-sat.yaml",
+        description="the satellite's ICD; a relative path is looked up next to this file, then in the project",
+    )
     dut: Dut
     safety: Safety = Safety()
     calibration: dict[str, CalibrationRecord] = Field(

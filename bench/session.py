@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.calibration import CalibrationState, calibration_of
-from bench.config import ConfigError, LoadedConfig
+from bench.config import CanConfig, ConfigError, LoadedConfig
 from bench.journal import Journal
 from bench.safe_state import SafeState
 from bench.safety import GuardedSupply, arm_protection, check_ratings
 from bench.twin_launcher import TwinProcess
+from instruments.can_adapter import CanAddress
 from instruments.errors import InstrumentError
 from instruments.power import Identity, PowerSupply
 from instruments.registry import open_power_supply
@@ -71,6 +72,29 @@ def resolve_resource(resource: str, twin: TwinProcess | None, config_path: Path,
             f"{config_path}: instruments.{role}.resource: the twin has no endpoint '{name}' "
             f"(it serves: {', '.join(sorted(twin.endpoints))})"
         ) from None
+
+
+def resolve_can(can: CanConfig, twin: TwinProcess | None, config_path: Path) -> CanAddress:
+    """The CAN adapter's address: ``twin:<endpoint>`` is built from the twin's endpoint record (socketcand:
+    host, port and channel; slcan: the pyserial URL), anything else is used as the config gives it."""
+    channel = can.channel or "can0"
+    if not can.resource.startswith("twin:"):
+        return CanAddress(can.driver, can.resource, channel, can.bitrate)
+    name = can.resource.removeprefix("twin:")
+    where = f"{config_path}: instruments.can.resource"
+    if twin is None:
+        raise ConfigError(f"{where}: '{can.resource}' needs the auto-started twin; set twin.autostart: true")
+    record = twin.endpoints.get(name)
+    if record is None:
+        served = ", ".join(sorted(twin.endpoints))
+        raise ConfigError(f"{where}: the twin has no endpoint '{name}' (it serves: {served})")
+    kind = record.get("interface", record.get("kind"))
+    if kind != can.driver:
+        raise ConfigError(f"{where}: endpoint '{name}' speaks {kind}, but instruments.can.driver is {can.driver}")
+    if can.driver == "socketcand":
+        resource = f"{record['host']}:{record['port']}"
+        return CanAddress("socketcand", resource, can.channel or str(record.get("channel", channel)), can.bitrate)
+    return CanAddress("slcan", str(record["url"]), channel, can.bitrate)
 
 
 @dataclass

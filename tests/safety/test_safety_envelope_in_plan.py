@@ -9,14 +9,14 @@ import textwrap
 from conftest import bench_config_for, start_bench
 
 PLAN = textwrap.dedent(
-    '''
+    """
     def test_overvoltage_step(psu):
         psu.set_voltage(psu.channel("dut_main"), 5.0)
 
 
     def test_next_step_still_runs(dut_power):
         dut_power.on()
-    '''
+    """
 )
 
 

@@ -1,0 +1,85 @@
+"""ADCS procedure: modes, magnetometer plausibility, reaction wheel spin-up and argument checking.
+
+With the satellite powered: every ADCS mode is commanded and confirmed by HK and a MODE_CHANGED event; the
+magnetometer's field magnitude lies within the range expected on the bench (Earth field in the lab, or the
+Helmholtz cage setting); a reaction wheel, powered by the EPS, reaches its commanded speed in time; an
+out-of-range wheel speed sent despite the bench's own check is rejected by the ADCS with code 3.
+Requirements: OTS-ADCS-010, -011, -020, -030, -031, -040.
+"""
+
+import math
+import time
+
+import pytest
+
+from bench.predicates import equals, within
+
+pytestmark = pytest.mark.subsystem("ADCS")
+
+WHEEL_TARGET_RPM = 2000
+
+
+@pytest.fixture
+def powered(dut_power, satellite):
+    dut_power.on()
+    satellite.await_nodes_alive(timeout_s=10)
+    satellite.enable_hk("ADCS")
+    return satellite
+
+
+@pytest.mark.requirement("OTS-ADCS-010", "OTS-ADCS-011")
+def test_mode_changes(powered, measure):
+    """DETUMBLE, SUN_POINTING, NADIR, then IDLE: each completes, HK reports it, an event announces it."""
+    modes = powered.icd.enum("ADCS.SET_MODE", "mode")
+    for mode in ("DETUMBLE", "SUN_POINTING", "NADIR", "IDLE"):
+        mark = powered.event_mark()
+        result = powered.send("ADCS.SET_MODE", mode=mode)
+        assert result.ok, str(result)
+        powered.await_tm("ADCS.MODE", equals(modes[mode]), timeout_s=3)
+        event = powered.await_event("ADCS.MODE_CHANGED", since=mark)
+        assert event.data["new"] == modes[mode]
+        measure("ADCS.MODE_CHANGE_TIME", result.duration_s)
+
+
+@pytest.mark.requirement("OTS-ADCS-020")
+def test_magnetometer_field_magnitude(powered, measure):
+    """|B| from one fresh ADCS_HK report."""
+    powered.await_tm("ADCS.MAG_Z", timeout_s=3)  # a report after HK was enabled: X, Y and Z of one sample
+    b = [powered.latest(f"ADCS.MAG_{axis}").value for axis in "XYZ"]
+    measure("ADCS.MAG_NORM", math.sqrt(sum(v * v for v in b)))
+
+
+@pytest.mark.requirement("OTS-ADCS-030")
+def test_wheel_spin_up(powered, measure):
+    """With the ADCS output on, wheel X commanded to 2000 rpm reaches it (±2 %) within its time limit."""
+    result = powered.send("EPS.SET_OUTPUT", channel="ADCS", on=True)
+    assert result.ok, str(result)
+    started = time.monotonic()
+    result = powered.send("ADCS.SET_WHEEL_SPEED", axis="X", rpm=WHEEL_TARGET_RPM)
+    assert result.ok, str(result)
+    tol = 0.02 * WHEEL_TARGET_RPM
+    limit = measure.limits["ADCS.WHEEL_SPINUP_TIME"].high
+    reached = within(WHEEL_TARGET_RPM - tol, WHEEL_TARGET_RPM + tol)
+    sample = powered.await_tm("ADCS.WHEEL_X", reached, timeout_s=limit + 2)
+    measure("ADCS.WHEEL_SPINUP_TIME", time.monotonic() - started)
+    measure("ADCS.WHEEL_SPEED_ERROR", sample.value - WHEEL_TARGET_RPM)
+    powered.send("ADCS.SET_WHEEL_SPEED", axis="X", rpm=0)
+
+
+@pytest.mark.requirement("OTS-ADCS-031")
+def test_out_of_range_wheel_speed_rejected(powered):
+    """7000 rpm (limit 6000): the bench refuses to send it; sent anyway, the ADCS rejects it with code 3."""
+    with pytest.raises(ValueError, match="above the maximum"):
+        powered.send("ADCS.SET_WHEEL_SPEED", axis="Y", rpm=7000)
+    result = powered.send("ADCS.SET_WHEEL_SPEED", axis="Y", rpm=7000, check=False)
+    assert result.failed_stage == "acceptance", str(result)
+    assert result.failure_code == 3, f"expected code 3 (argument out of range), got {result}"
+
+
+@pytest.mark.requirement("OTS-ADCS-040")
+def test_wheel_command_fails_without_actuator_power(powered):
+    """With the ADCS output off, a wheel command is accepted but fails (code 7) and raises WHEEL_FAULT."""
+    mark = powered.event_mark()
+    result = powered.send("ADCS.SET_WHEEL_SPEED", axis="Z", rpm=1000)
+    assert result.accepted and result.failure_code == 7, str(result)
+    assert powered.await_event("ADCS.WHEEL_FAULT", since=mark).data["axis"] == 2

@@ -19,6 +19,7 @@ import inspect
 import json
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -28,7 +29,7 @@ from typing import Final
 from urllib.parse import quote
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from reports.formatting import (
     fmt_duration,
@@ -43,19 +44,46 @@ from reports.journal import (
     VERDICTS,
     Attachment,
     InstrumentRecord,
+    Measurement,
     RunRecord,
     TestRecord,
     parse_time,
     read_journal,
 )
 from reports.svgplot import line_plot
+from reports.vcrm import (
+    LEVELS,
+    METHODS,
+    RequirementsError,
+    RequirementSet,
+    Vcrm,
+    build_vcrm,
+    load_requirements,
+    scan_plans,
+)
 
-__all__ = ["JOURNAL_NAME", "REPORT_NAME", "TRACE_MIME", "build_view", "render_html", "write_html_report"]
+__all__ = [
+    "JOURNAL_NAME",
+    "PDF_TABLE_ROWS",
+    "REPORT_NAME",
+    "REQUIREMENTS_NAME",
+    "TRACE_MIME",
+    "JournalExtras",
+    "build_view",
+    "default_requirements_path",
+    "read_extras",
+    "render_html",
+    "write_html_report",
+]
 
 JOURNAL_NAME: Final = "journal.jsonl"
 REPORT_NAME: Final = "report.html"
 TRACE_MIME: Final = "application/vnd.ots.trace+json"
 TEMPLATE_NAME: Final = "report.html.j2"
+REQUIREMENTS_NAME: Final = "requirements.yaml"
+PDF_TABLE_ROWS: Final = 40
+"""In the PDF layout, a test with more measurements than this lists only those not passing in its section; the
+full table is in Appendix A as one compact line per measurement (see reports/pdf.py for why)."""
 
 _QUANTITY: Final = {"A": "current", "mA": "current", "V": "voltage", "mV": "voltage", "W": "power"}
 
@@ -112,6 +140,9 @@ class TestView:
     rows: tuple[MeasurementRow, ...]
     counts: str
     attachments: tuple[AttachmentView, ...]
+    condensed: bool = False
+    """PDF layout: ``rows`` holds only the measurements not passing; all of them are in Appendix A."""
+    total_rows: int = 0
 
 
 @dataclass(frozen=True)
@@ -138,6 +169,8 @@ class Anomaly:
     where: str
     subject: str
     message: str
+    evidence: tuple[AttachmentView, ...] = ()
+    """The attachments of the test concerned (logs, traces): the evidence to look at."""
 
 
 @dataclass(frozen=True)
@@ -154,6 +187,71 @@ class RequirementView:
     tests: int
     measurements: int
     result: str
+
+
+@dataclass(frozen=True)
+class IdentityView:
+    node: str
+    firmware: str
+    hardware: str
+    serial: str
+    time: str
+
+
+@dataclass(frozen=True)
+class DeviationView:
+    ref: str
+    text: str
+    approved_by: str
+    where: str
+    time: str
+
+
+@dataclass(frozen=True)
+class VcrmCell:
+    status: str
+    """verified, failed, not run, n/a"""
+    text: str
+    title: str
+
+
+@dataclass(frozen=True)
+class VcrmRowView:
+    req_id: str
+    text: str
+    subsystem: str
+    method: str
+    method_name: str
+    levels: str
+    tests: tuple[tuple[str, str | None], ...]
+    """(test ID, anchor in this report or None)."""
+    evidence: str
+    parent: str
+    cells: tuple[VcrmCell, ...]
+    flagged: bool
+
+
+@dataclass(frozen=True)
+class VcrmView:
+    source: str
+    """Where the requirements came from (path, document ID and issue), or why there are none."""
+    available: bool
+    levels: tuple[str, ...]
+    rows: tuple[VcrmRowView, ...]
+    errors: tuple[str, ...]
+    gaps: tuple[str, ...]
+    counts: tuple[tuple[str, int], ...]
+    plan_set: str
+
+
+@dataclass(frozen=True)
+class AppendixTable:
+    anchor: str
+    number: int
+    test_id: str
+    lines: tuple[tuple[str, Markup], ...]
+    """(worst verdict on the line, the line: one or two fixed-width measurement entries, already escaped)."""
+    per_line: int = 1
 
 
 @dataclass(frozen=True)
@@ -181,6 +279,14 @@ class ReportView:
     safe_state: tuple[SafeStateView, ...]
     sign_off: tuple[str, ...]
     generated: str
+    identity: tuple[IdentityView, ...] = ()
+    """What the satellite said about itself (``dut_identity`` records); empty: "not read"."""
+    deviations: tuple[DeviationView, ...] = ()
+    vcrm: VcrmView | None = None
+    pdf: bool = False
+    """The PDF layout: long measurement tables condensed, full tables in Appendix A."""
+    appendix: tuple[AppendixTable, ...] = ()
+    appendix_threshold: int = PDF_TABLE_ROWS
 
 
 SIGN_OFF_ROLES: Final = ("Test conductor", "Quality assurance", "Customer representative")
@@ -190,29 +296,47 @@ SIGN_OFF_ROLES: Final = ("Test conductor", "Quality assurance", "Customer repres
 # Public API
 
 
-def write_html_report(run_dir: Path) -> Path:
+def write_html_report(run_dir: Path, requirements: Path | str | None = None) -> Path:
     """Write ``<run_dir>/report.html`` from ``<run_dir>/journal.jsonl``; return the report's path.
+
+    ``requirements`` is the requirements file the VCRM section is built from; by default the
+    ``requirements.yaml`` next to the limits file the run used (the ``limits`` record's ``path``, else
+    ``run_start.limits_file``). A missing or invalid requirements file is reported in the VCRM section and
+    in the notes; it does not stop the report.
 
     Raises :class:`reports.journal.JournalError` if the journal is missing or unreadable.
     The file is written to a temporary name and renamed, so a reader never sees half a report.
     """
     run_dir = Path(run_dir)
     record = read_journal(run_dir / JOURNAL_NAME)
-    html = render_html(record, run_dir)
-    target = run_dir / REPORT_NAME
-    tmp = target.with_name(f".{REPORT_NAME}.{os.getpid()}.tmp")
+    html = render_html(record, run_dir, requirements=requirements)
+    return _write_atomic(run_dir / REPORT_NAME, html)
+
+
+def _write_atomic(target: Path, text: str) -> Path:
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(html, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
     return target
 
 
-def render_html(record: RunRecord, run_dir: Path | None = None, *, now: datetime | None = None) -> str:
+def render_html(
+    record: RunRecord,
+    run_dir: Path | None = None,
+    *,
+    now: datetime | None = None,
+    requirements: Path | str | None = None,
+    pdf: bool = False,
+) -> str:
     """The report as an HTML string. ``run_dir`` is where attachments are read from (default: the
-    journal's directory); ``now`` is the generation time printed on the cover (default: the clock)."""
-    view = build_view(record, run_dir if run_dir is not None else record.path.parent, now=now)
+    journal's directory); ``now`` is the generation time printed on the cover (default: the clock);
+    ``requirements``: see :func:`write_html_report`; ``pdf``: the PDF layout (see :data:`PDF_TABLE_ROWS`)."""
+    view = build_view(
+        record, run_dir if run_dir is not None else record.path.parent, now=now, requirements=requirements, pdf=pdf
+    )
     return _template().render(r=view)
 
 
@@ -226,26 +350,55 @@ def _template() -> jinja2.Template:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    env.filters["css_string"] = css_string
     return env.get_template(TEMPLATE_NAME)
+
+
+def css_string(text: object) -> Markup:
+    """``text`` as a quoted CSS string, every character that is not a letter, digit or space hex-escaped, so
+    nothing in it can end the string, the rule or the ``<style>`` element (used for the page footer)."""
+    out = []
+    for ch in str(text):
+        out.append(
+            ch if ch.isascii() and (ch.isalnum() or ch == " ") else f"\\{ord(ch):06x} "
+        )  # the space ends the escape and is consumed
+    return Markup('"' + "".join(out) + '"')
 
 
 # --------------------------------------------------------------------------------------------------------
 # Building the view
 
 
-def build_view(record: RunRecord, run_dir: Path, *, now: datetime | None = None) -> ReportView:
+def build_view(
+    record: RunRecord,
+    run_dir: Path,
+    *,
+    now: datetime | None = None,
+    requirements: Path | str | None = None,
+    pdf: bool = False,
+) -> ReportView:
     notes: list[str] = list(record.warnings)
     run = record.run
+    extras = read_extras(record.path)
+    req_path = Path(requirements) if requirements is not None else default_requirements_path(extras)
+    req_set, req_problem = _load_requirements(req_path)
+    if req_problem:
+        notes.append(req_problem)
+    procedure = extras.procedure or (str(req_set.procedure) if req_set is not None else "")
     dut = run.dut if run is not None else None
     model_level = (run.model_level if run else "") or (dut.model_level if dut else "")
     dut_text = " ".join(x for x in ((dut.name if dut else ""), f"s/n {dut.serial}" if dut and dut.serial else "") if x)
     campaign = run.campaign if run else ""
 
     cover = (
+        Field("Test procedure", procedure),
+        Field("Requirements", str(req_set.document) if req_set is not None else ""),
         Field("Campaign", campaign),
         Field("Model level", model_level),
         Field("DUT", dut.name if dut else ""),
+        Field("DUT part number", extras.part_number),
         Field("DUT serial", dut.serial if dut else ""),
+        Field("DUT firmware (read from the satellite)", _firmware_summary(extras.identity)),
         Field("Run ID", run.run_id if run else ""),
         Field("Start", fmt_time(run.time) if run else ""),
         Field("End", fmt_time(record.end.time) if record.end else ""),  # "Run status" says why it is blank
@@ -262,7 +415,16 @@ def build_view(record: RunRecord, run_dir: Path, *, now: datetime | None = None)
     )
     configuration = (
         Field("DUT", dut_text),
+        Field("DUT part number", extras.part_number),
         Field("Model level", model_level),
+        Field("Bench", extras.bench),
+        Field("Operator", run.operator if run else ""),
+        Field("Start", fmt_time(run.time) if run else ""),
+        Field("End", fmt_time(record.end.time) if record.end else ""),
+        Field("Software version", run.software_version if run else ""),
+        Field("Git revision", run.git_revision if run else ""),
+        Field("Limits file", extras.limits_path),
+        Field("Requirements file", str(req_path) if req_path is not None else ""),
         Field("Bench configuration", run.bench_config if run else ""),
         Field("Configuration hash", run.config_hash if run else ""),
         Field("Command line", " ".join(run.argv) if run else ""),
@@ -271,7 +433,9 @@ def build_view(record: RunRecord, run_dir: Path, *, now: datetime | None = None)
 
     run_start = parse_time(run.time) if run else None
     instruments = tuple(_instrument_view(i, run_start) for i in record.instruments)
-    tests = tuple(_test_view(n, t, run_dir, notes) for n, t in enumerate(record.tests, start=1))
+    tests = tuple(_test_view(n, t, run_dir, notes, pdf) for n, t in enumerate(record.tests, start=1))
+    appendix = tuple(_appendix(t, v) for t, v in zip(record.tests, tests, strict=True) if v.condensed) if pdf else ()
+    vcrm = _vcrm_view(record, req_set, req_path, req_problem, tests)
     run_attachments = tuple(_attachment_view(a, run_dir, notes) for a in record.attachments)
 
     outcomes = record.outcome_counts()
@@ -310,6 +474,11 @@ def build_view(record: RunRecord, run_dir: Path, *, now: datetime | None = None)
         ),
         sign_off=SIGN_OFF_ROLES,
         generated=(now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        identity=extras.identity,
+        deviations=extras.deviations,
+        vcrm=vcrm,
+        pdf=pdf,
+        appendix=appendix,
     )
 
 
@@ -345,22 +514,9 @@ def _plain(value: object) -> str:
     return str(value)
 
 
-def _test_view(number: int, t: TestRecord, run_dir: Path, notes: list[str]) -> TestView:
-    rows = tuple(
-        MeasurementRow(
-            name=m.name,
-            value=fmt_value(m.value) + (f" ± {fmt_number(m.uncertainty, 2)}" if m.uncertainty is not None else ""),
-            units=m.units,
-            low=fmt_number(m.low),
-            high=fmt_number(m.high),
-            margin=fmt_margin(m.margin),
-            margin_pct=fmt_pct(m.margin_pct),
-            verdict=m.verdict,
-            description=m.description,
-            requirements=", ".join(m.requirements),
-        )
-        for m in t.measurements
-    )
+def _test_view(number: int, t: TestRecord, run_dir: Path, notes: list[str], pdf: bool = False) -> TestView:
+    condensed = pdf and len(t.measurements) > PDF_TABLE_ROWS
+    rows = tuple(_row(m) for m in t.measurements if not condensed or m.verdict != "pass")
     counts = t.measurement_counts()
     return TestView(
         anchor=f"test-{number}",
@@ -377,6 +533,8 @@ def _test_view(number: int, t: TestRecord, run_dir: Path, notes: list[str]) -> T
         rows=rows,
         counts=", ".join(f"{n} {v}" for v, n in counts.items() if n),
         attachments=tuple(_attachment_view(a, run_dir, notes) for a in t.attachments),
+        condensed=condensed,
+        total_rows=len(t.measurements),
     )
 
 
@@ -523,10 +681,11 @@ def _anomalies(
     out: list[Anomaly] = []
     for t, view in zip(record.tests, tests, strict=True):
         if t.outcome in ("failed", "error"):
-            out.append(Anomaly(f"test {t.outcome}", view.anchor, t.test_id, t.name, t.message))
-        for m, row in zip(t.measurements, view.rows, strict=True):
+            out.append(Anomaly(f"test {t.outcome}", view.anchor, t.test_id, t.name, t.message, view.attachments))
+        for m in t.measurements:
             if m.verdict != "fail":
                 continue
+            row = _row(m)
             units = f" {m.units}" if m.units else ""
             limits = f"[{row.low or '−∞'}, {row.high or '+∞'}]{units}"
             text = f"{row.value}{units} outside limits {limits}"
@@ -534,7 +693,7 @@ def _anomalies(
                 text += f", margin {row.margin}{units}"
             if m.description:
                 text += f" — {m.description}"
-            out.append(Anomaly("measurement fail", view.anchor, t.test_id, m.name, text))
+            out.append(Anomaly("measurement fail", view.anchor, t.test_id, m.name, text, view.attachments))
     for e in record.safe_state:
         for role, res in e.results.items():
             if res != "ok":
@@ -543,3 +702,263 @@ def _anomalies(
         if i.flagged:
             out.append(Anomaly(f"calibration {i.status}", None, "instruments", i.role, i.note))
     return tuple(out)
+
+
+def _row(m: Measurement) -> MeasurementRow:
+    return MeasurementRow(
+        name=m.name,
+        value=fmt_value(m.value) + (f" ± {fmt_number(m.uncertainty, 2)}" if m.uncertainty is not None else ""),
+        units=m.units,
+        low=fmt_number(m.low),
+        high=fmt_number(m.high),
+        margin=fmt_margin(m.margin),
+        margin_pct=fmt_pct(m.margin_pct),
+        verdict=m.verdict,
+        description=m.description,
+        requirements=", ".join(m.requirements),
+    )
+
+
+_APPENDIX_CHARS: Final = 208
+"""Characters per appendix line (landscape A4 at 6 pt monospace): up to three measurements share a line."""
+
+
+def _appendix(t: TestRecord, view: TestView) -> AppendixTable:
+    """Fixed-width entries (name, value, units, low, high, verdict), up to three per line when they fit.
+
+    Fewer columns than the test's table (the margin follows from value and limits) and several entries per line:
+    WeasyPrint's time goes with the number of line boxes and glyphs (docs/requirements-and-vcrm.md).
+    """
+    rows = [_row(m) for m in t.measurements]
+    width = max((len(r.name) for r in rows), default=4)
+    vwidth = max((len(r.value) for r in rows), default=1)
+    uwidth = max((len(r.units) for r in rows), default=0)
+    lwidth = max((len(r.low) for r in rows), default=0)
+    hwidth = max((len(r.high) for r in rows), default=0)
+    entries = [
+        (
+            r.verdict,
+            f"{r.name:<{width}} {r.value:>{vwidth}} {r.units:<{uwidth}} "
+            f"{r.low:>{lwidth}} {r.high:>{hwidth}} {r.verdict:<8}",
+        )
+        for r in rows
+    ]
+    entry = len(entries[0][1]) if entries else 1
+    gap = "  │  "
+    per_line = max(1, min(3, (_APPENDIX_CHARS + len(gap)) // (entry + len(gap))))
+    lines: list[tuple[str, Markup]] = []
+    for k in range(0, len(entries), per_line):
+        chunk = entries[k : k + per_line]
+        parts = [
+            escape(text) if v == "pass" else Markup('<span class="l-{}">{}</span>').format(v, text) for v, text in chunk
+        ]
+        verdicts = {v for v, _ in chunk}
+        worst = "fail" if "fail" in verdicts else "marginal" if "marginal" in verdicts else "pass"
+        lines.append((worst, Markup(gap).join(parts)))
+    return AppendixTable(view.anchor, view.number, t.test_id, tuple(lines), per_line)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Records the journal reader does not interpret (yet): read here, tolerant, for the cover and VCRM
+
+_KIND: Final = re.compile(rb'\s*\{\s*"kind"\s*:\s*"([a-z_]+)"')
+_EXTRA_KINDS: Final = frozenset({b"run_start", b"limits", b"dut_identity", b"deviation"})
+
+
+@dataclass(frozen=True)
+class JournalExtras:
+    """Fields of the journal that :mod:`reports.journal` does not carry into the RunRecord."""
+
+    part_number: str = ""
+    bench: str = ""
+    limits_path: str = ""
+    """``limits.path`` (else ``run_start.limits_file``): the limits file the run used."""
+    procedure: str = ""
+    """``run_start.procedure`` ({id, issue} or text), when the bench records it."""
+    identity: tuple[IdentityView, ...] = ()
+    deviations: tuple[DeviationView, ...] = ()
+
+
+def read_extras(journal: Path) -> JournalExtras:
+    """The ``run_start`` extras, ``limits``, ``dut_identity`` and ``deviation`` records of a journal.
+
+    Only lines whose ``kind`` (the first key, docs/contracts.md §4) is one of those are parsed; lines that are
+    not valid JSON are skipped (the journal reader already reports them)."""
+    part_number = bench = limits_path = limits_file = procedure = ""
+    identity: dict[str, IdentityView] = {}
+    deviations: list[DeviationView] = []
+    try:
+        data = journal.read_bytes()
+    except OSError:
+        return JournalExtras()
+    for raw in data.split(b"\n"):
+        match = _KIND.match(raw)
+        if match is None or match.group(1) not in _EXTRA_KINDS:
+            continue
+        try:
+            obj = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if not isinstance(obj, dict):
+            continue
+        kind = obj.get("kind")
+        if kind == "run_start":
+            dut = obj.get("dut")
+            if isinstance(dut, dict):
+                part_number = part_number or _plain(dut.get("part_number"))
+            bench = bench or _plain(obj.get("bench"))
+            limits_file = limits_file or _plain(obj.get("limits_file"))
+            proc = obj.get("procedure")
+            if isinstance(proc, dict):
+                procedure = " issue ".join(_plain(proc.get(k)) for k in ("id", "issue") if proc.get(k))
+            elif proc:
+                procedure = _plain(proc)
+        elif kind == "limits":
+            limits_path = limits_path or _plain(obj.get("path"))
+        elif kind == "dut_identity":
+            node = _plain(obj.get("node"))
+            identity[node] = IdentityView(  # the last reading of each node wins
+                node=node,
+                firmware=_plain(obj.get("firmware")),
+                hardware=_plain(obj.get("hardware")),
+                serial=_plain(obj.get("serial")),
+                time=fmt_time(_plain(obj.get("time"))),
+            )
+        elif kind == "deviation":
+            deviations.append(
+                DeviationView(
+                    ref=_plain(obj.get("id")),
+                    text=_plain(obj.get("text")),
+                    approved_by=_plain(obj.get("approved_by")),
+                    where=_plain(obj.get("test_id")),
+                    time=fmt_time(_plain(obj.get("time"))),
+                )
+            )
+    return JournalExtras(
+        part_number=part_number,
+        bench=bench,
+        limits_path=limits_path or limits_file,
+        procedure=procedure,
+        identity=tuple(identity.values()),
+        deviations=tuple(deviations),
+    )
+
+
+def default_requirements_path(extras: JournalExtras) -> Path | None:
+    """``requirements.yaml`` next to the limits file the run used, or None when the journal names none."""
+    if not extras.limits_path:
+        return None
+    return Path(extras.limits_path).parent / REQUIREMENTS_NAME
+
+
+def _load_requirements(path: Path | None) -> tuple[RequirementSet | None, str]:
+    if path is None:
+        return None, ""
+    try:
+        return load_requirements(path), ""
+    except RequirementsError as exc:
+        return None, f"VCRM not built: {exc}"
+
+
+def _collapse_tests(test_ids: Iterable[str], anchors: Mapping[str, str]) -> tuple[tuple[str, str | None], ...]:
+    """``file.py::test[a]``, ``file.py::test[b]`` → ``file.py::test [a, b]``, linked to the first run in this report."""
+    groups: dict[tuple[str, str], tuple[list[str], list[str]]] = {}
+    for tid in test_ids:
+        path, _, rest = tid.partition("::")
+        base, bracket, param = rest.partition("[")
+        params, found = groups.setdefault((path, base), ([], []))
+        if bracket:
+            params.append(param.removesuffix("]"))
+        if tid in anchors:
+            found.append(anchors[tid])
+    out = []
+    for (path, base), (params, found) in groups.items():
+        label = f"{PurePosixPath(path).name}::{base}" if base else path
+        if params:
+            label += f" [{', '.join(params)}]"
+        out.append((label, found[0] if found else None))
+    return tuple(out)
+
+
+def _firmware_summary(identity: tuple[IdentityView, ...]) -> str:
+    if not identity:
+        return "not read"
+    return "; ".join(f"{i.node} {i.firmware}".strip() for i in identity)
+
+
+_CELL_TEXT: Final = {
+    "verified": "verified",
+    "failed": "FAILED",
+    "not run": "not run",
+    "n/a": "—",
+    "evidence": "evidence",
+}
+
+
+def _vcrm_view(
+    record: RunRecord,
+    req_set: RequirementSet | None,
+    req_path: Path | None,
+    problem: str,
+    tests: tuple[TestView, ...],
+) -> VcrmView:
+    if req_set is None:
+        if problem:
+            source = problem.removeprefix("VCRM not built: ")
+        elif req_path is None:
+            source = (
+                "no requirements file: the journal names no limits file, and none was given "
+                "(write_html_report(run_dir, requirements=...))"
+            )
+        else:
+            source = f"no requirements file at {req_path}"
+        return VcrmView(source, False, LEVELS, (), (), (), (), "")
+    plans_dir = req_set.path.parent if req_set.path is not None else None
+    # the plan set: the test plans next to the requirements, when they sit in a test_plans folder (with limits.yaml)
+    is_plans = plans_dir is not None and (plans_dir / "limits.yaml").is_file()
+    plan = scan_plans(plans_dir) if plans_dir is not None and is_plans and any(plans_dir.rglob("test_*.py")) else None
+    vcrm: Vcrm = build_vcrm(req_set, [record], plan_citations=plan)
+    anchors: dict[str, str] = {}
+    for t in tests:
+        anchors.setdefault(t.test_id, t.anchor)
+    rows = []
+    for row in vcrm.rows:
+        req = row.requirement
+        cells = tuple(
+            VcrmCell(
+                r.status,
+                _CELL_TEXT[r.status] + (" (marginal)" if r.marginal and r.status == "verified" else ""),
+                " ".join(
+                    x for x in (r.run_id, fmt_time(r.time), ", ".join(r.tests) if r.status == "failed" else "") if x
+                ),
+            )
+            for r in row.results
+        )
+        rows.append(
+            VcrmRowView(
+                req_id=req.req_id,
+                text=req.text,
+                subsystem=req.subsystem,
+                method=req.method,
+                method_name=req.method_name,
+                levels=", ".join(req.levels),
+                tests=_collapse_tests(row.tests, anchors),
+                evidence=req.evidence,
+                parent=req.parent,
+                cells=cells,
+                flagged=any(c.status == "failed" for c in cells) or any(e.req_id == req.req_id for e in vcrm.errors),
+            )
+        )
+    counts = vcrm.counts()
+    source = f"{req_set.document} ({req_set.path})" if req_set.path else str(req_set.document)
+    plan_set = f"test plans under {plans_dir}" if plan is not None else "the tests of this run"
+    return VcrmView(
+        source=source,
+        available=True,
+        levels=LEVELS,
+        rows=tuple(rows),
+        errors=tuple(str(e) for e in vcrm.errors),
+        gaps=tuple(str(g) for g in vcrm.gaps),
+        counts=tuple((f"{m} ({name})", counts[m]) for m, name in METHODS.items()),
+        plan_set=plan_set,
+    )

@@ -166,17 +166,21 @@ def safe(bench_config: ConfigOpt = None) -> None:
 
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="a run directory (holds journal.jsonl)")]) -> None:
-    """Rebuild report.html of a run from its journal, also for a run that was killed."""
-    from reports.html import write_html_report
+    """Rebuild report.html and report.pdf of a run from its journal, also for a run that was killed."""
     from reports.journal import JournalError
+    from reports.pdf import write_reports
 
     if not (run_dir / "journal.jsonl").exists():
         raise _fail(f"{run_dir}: no journal.jsonl here; give a run directory such as runs/latest")
     try:
-        path = write_html_report(run_dir)
+        files = write_reports(run_dir)
     except JournalError as exc:
         raise _fail(str(exc)) from None
-    console.print(f"report: {path}", highlight=False)
+    console.print(f"report: {files.html}", highlight=False)
+    if files.pdf is not None:
+        console.print(f"report: {files.pdf}", highlight=False)
+    else:
+        console.print(f"[yellow]no PDF:[/] {files.problem}", highlight=False)
 
 
 @app.command()

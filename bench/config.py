@@ -114,11 +114,34 @@ class CanConfig(_Strict):
         return self
 
 
+class I2cConfig(_Strict):
+    """The I2C adapter reaching the EPS beneath the flight software."""
+
+    driver: Literal["usb-iss", "smbus2"] = Field(description="Devantech USB-ISS over a serial port, or Linux i2c-dev")
+    resource: str = Field(
+        description="usb-iss: a pyserial URL or device (socket://host:port, /dev/ttyACM0); smbus2: a bus number or "
+        "/dev/i2c-N; twin:i2c (TCP) or twin:i2c.pty (the pseudo-terminal) for the auto-started twin"
+    )
+    timeout_s: PositiveFloat = 0.5
+    eps_address: Annotated[int, Field(ge=0x01, le=0x77)] = 0x02
+    temperature_address: Annotated[int, Field(ge=0x01, le=0x77)] = 0x48
+
+
+class ConsoleConfig(_Strict):
+    """The OBC's debug UART."""
+
+    resource: str = Field(description="a pyserial URL or device; twin:console (TCP) or twin:console.pty")
+    baudrate: Annotated[int, Field(gt=0)] = 115200
+    prompt: str = "obc> "
+
+
 class Instruments(_Strict):
     """The bench's instruments by role. A role is one field here: a typo is an error, not a missing instrument."""
 
     psu: InstrumentConfig | None = None
     can: CanConfig | None = None
+    i2c: I2cConfig | None = None
+    console: ConsoleConfig | None = None
 
     def get(self, role: str) -> InstrumentConfig | None:
         value = getattr(self, role, None)

@@ -318,6 +318,8 @@ class Satellite:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._link_error: str | None = None
+        # Told about every CMP ident reply: the fixtures journal it as the DUT's own identity (report cover).
+        self.on_ident: Callable[[str, services.CmpIdent], None] | None = None
         self._listeners: tuple[Callable[[can.Message], None], ...] = ()
         self._tracers: tuple[Callable[[str], None], ...] = ()
         self._seq_counts: dict[int, itertools.count[int]] = {}
@@ -951,7 +953,10 @@ class Satellite:
     def ident(self, node: str, timeout_s: float | None = None) -> services.CmpIdent:
         """CMP ident (port 0): hostname, model, revision, build date and time."""
         reply = self._service(node, services.ServicePort.CMP, services.cmp_ident_request(), timeout_s)
-        return services.CmpIdent.decode(reply.payload)
+        ident = services.CmpIdent.decode(reply.payload)
+        if self.on_ident is not None:
+            self.on_ident(self.icd.node(node).name, ident)
+        return ident
 
     def reboot(self, node: str) -> None:
         """CSP reboot (port 4). No reply is due: await the node's return (uptime, BOOT event) yourself."""

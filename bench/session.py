@@ -97,6 +97,26 @@ def resolve_can(can: CanConfig, twin: TwinProcess | None, config_path: Path) -> 
     return CanAddress("slcan", str(record["url"]), channel, can.bitrate)
 
 
+def resolve_serial_url(resource: str, twin: TwinProcess | None, config_path: Path, role: str) -> str:
+    """A serial-port resource: `twin:<endpoint>` → the endpoint's TCP URL, `twin:<endpoint>.pty` → its
+    pseudo-terminal path (what a USB device node is on a real bench); anything else as the config gives it."""
+    if not resource.startswith("twin:"):
+        return resource
+    name, _, variant = resource.removeprefix("twin:").partition(".")
+    where = f"{config_path}: instruments.{role}.resource"
+    if twin is None:
+        raise ConfigError(f"{where}: '{resource}' needs the auto-started twin; set twin.autostart: true")
+    record = twin.endpoints.get(name)
+    if record is None:
+        raise ConfigError(
+            f"{where}: the twin has no endpoint '{name}' (it serves: {', '.join(sorted(twin.endpoints))})"
+        )
+    key = "pty" if variant == "pty" else "url"
+    if variant not in ("", "pty") or key not in record:
+        raise ConfigError(f"{where}: use twin:{name} (TCP) or twin:{name}.pty (pseudo-terminal)")
+    return str(record[key])
+
+
 @dataclass
 class BenchSession:
     loaded: LoadedConfig

@@ -16,7 +16,4 @@ Modules:
 * :mod:`reports.formatting` — how numbers, margins, times and durations are written in every report.
 """
 
-from reports.html import write_html_report
-from reports.journal import JournalError, RunRecord, TestRecord, read_journal
-
-__all__ = ["JournalError", "RunRecord", "TestRecord", "read_journal", "write_html_report"]
+# Nothing is imported here: `reports.vcrm` is used at pytest collection, which must not pay for Jinja2.

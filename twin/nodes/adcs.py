@@ -48,7 +48,12 @@ class AdcsNode(Node):
     def hk_values(self, sid: int) -> dict[str, Value]:
         noise = self._rng.normal
         phase = 2 * math.pi * (self.sat.unix_time() % ORBIT_S) / ORBIT_S
-        field = (28_000 * math.cos(phase), 14_000 * math.sin(phase), 36_000 * math.sin(phase + 1.0))
+        # Dipole-like along the orbit: |B| from ~25 µT (equator) to ~52 µT (poles), its direction turning with
+        # the orbit — never outside the 20–65 µT a LEO magnetometer must read, whatever the wall-clock phase.
+        magnitude = 25_000 + 27_000 * math.sin(phase) ** 2
+        direction = (math.cos(phase), 0.5 * math.sin(phase), math.sin(phase + 1.0))
+        scale = magnitude / math.sqrt(sum(c * c for c in direction))
+        field = tuple(c * scale for c in direction)
         values: dict[str, Value] = {"MODE": self.mode}
         damping = 1.0
         if self._control_since is not None:

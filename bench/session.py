@@ -32,6 +32,10 @@ from instruments.registry import open_power_supply
 log = logging.getLogger(__name__)
 
 
+# Campaigns whose results qualify hardware: every instrument must be in calibration before power-on.
+CALIBRATED_CAMPAIGNS = frozenset({"qualification", "acceptance"})
+
+
 @dataclass
 class InstrumentInfo:
     role: str
@@ -142,17 +146,23 @@ class BenchSession:
 
     @classmethod
     def open(
-        cls, loaded: LoadedConfig, journal: Journal | None, run_dir: Path | None, *, install_signals: bool = True
+        cls,
+        loaded: LoadedConfig,
+        journal: Journal | None,
+        run_dir: Path | None,
+        *,
+        install_signals: bool = True,
+        campaign: str = "development",
     ) -> BenchSession:
         session = cls(loaded=loaded, journal=journal, run_dir=run_dir, safe_state=SafeState(journal))
         try:
-            session._open(install_signals)
+            session._open(install_signals, campaign)
         except BaseException:
             session.close("session set-up failed")
             raise
         return session
 
-    def _open(self, install_signals: bool) -> None:
+    def _open(self, install_signals: bool, campaign: str) -> None:
         cfg = self.loaded.config
         if cfg.twin.autostart:
             log_path = (self.run_dir / "twin.log") if self.run_dir else None
@@ -180,6 +190,15 @@ class BenchSession:
         if self.journal is not None:
             self.journal.record("instrument", **info.as_record())
         if cal.status.value != "valid":
+            if campaign in CALIBRATED_CAMPAIGNS:
+                # Before protection is armed and long before power-on: evidence from an uncalibrated instrument
+                # cannot qualify flight hardware, so the run must not start at all.
+                due = f", due {cal.due.isoformat()}" if cal.due else ""
+                raise ConfigError(
+                    f"{self.config_path}: calibration.{ident.serial}: the {ident.model} (S/N {ident.serial}) "
+                    f"calibration is {cal.status.value}{due}; a {campaign} campaign needs every instrument "
+                    "in calibration — recalibrate it, or run as a development campaign"
+                )
             log.warning("calibration of %s (serial %s): %s", ident.model, ident.serial, cal.status.value)
 
         envelope = cfg.dut.envelope

@@ -12,7 +12,7 @@ import pytest
 
 pytestmark = pytest.mark.subsystem("OBC")
 
-BANNER = r"OTS-SAT OBC firmware v?(\S+)"
+BANNER = r"OTS-SAT OBC firmware v?(\S+)\s"  # the trailing space: a line still arriving is not a version
 PROBLEM = re.compile(r"\b(ERROR|WARNING|FAIL(ED)?)\b")
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -35,31 +35,32 @@ class Limit:
     description: str = ""
     marginal_fraction: float = 0.05
 
+    scale: float = field(init=False, repr=False, compare=False)
+    """What margin % is relative to: the span, or the magnitude of a one-sided bound (computed once)."""
+
     def __post_init__(self) -> None:
         if self.low is None and self.high is None:
             raise ValueError(f"limit {self.name}: needs a low and/or a high bound")
         if self.low is not None and self.high is not None and self.low > self.high:
             raise ValueError(f"limit {self.name}: low {self.low} is above high {self.high}")
-
-    @property
-    def scale(self) -> float:
-        """What margin % is relative to: the span, or the magnitude of a one-sided bound."""
         if self.low is not None and self.high is not None:
-            return self.high - self.low
-        bound = self.low if self.low is not None else self.high
-        assert bound is not None
-        return abs(bound)
+            scale = self.high - self.low
+        else:
+            scale = abs(self.low if self.low is not None else self.high)  # type: ignore[arg-type]
+        object.__setattr__(self, "scale", scale)  # frozen: set once, here
 
     def judge(self, value: float) -> tuple[Verdict, float, float | None]:
         """(verdict, margin in units, margin as % of scale or None when the scale is zero)."""
-        if math.isnan(value):
+        if value != value:  # NaN
             return Verdict.FAIL, math.nan, None
-        margins = []
-        if self.low is not None:
-            margins.append(value - self.low)
-        if self.high is not None:
-            margins.append(self.high - value)
-        margin = min(margins)
+        low, high = self.low, self.high
+        if low is None:
+            assert high is not None
+            margin = high - value
+        elif high is None:
+            margin = value - low
+        else:
+            margin = min(value - low, high - value)
         scale = self.scale
         pct = 100.0 * margin / scale if scale > 0 else None
         if margin < 0:

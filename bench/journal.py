@@ -67,7 +67,7 @@ class Journal:
         line = json.dumps({"kind": kind, **fields}, default=_default, separators=(",", ":"))
         self._write(line)
 
-    def measurement(self, m: Measurement) -> None:
+    def measurement(self, m: Measurement) -> str:
         # Hot path (one call per measurement, budget ~10 µs in all): the parts of the line that repeat for a
         # test and limit are encoded once and cached; only the numbers and the time are formatted anew.
         key = (m.test_id, m.name, m.units, m.low, m.high, m.requirements)
@@ -88,10 +88,12 @@ class Journal:
             tail += ',"uncertainty":' + _num(m.uncertainty)
         if m.extra:
             tail += ',"extra":' + json.dumps(m.extra, default=_default)
-        self._write(
+        line = (
             parts[0] + _num(m.value) + parts[1] + m.verdict.value + '","margin":' + _num(m.margin)
             + ',"margin_pct":' + _num(m.margin_pct) + parts[2] + m.time + tail + "}"
         )  # fmt: skip
+        self._write(line)
+        return line  # the caller may mirror the exact record elsewhere (Allure) without encoding it again
 
     def _encoded(self, value: str | tuple[str, ...]) -> str:
         cached = self._cache.get(value)

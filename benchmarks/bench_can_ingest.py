@@ -139,16 +139,19 @@ def sender(port: int, rate: float | None, seconds: float, conn: multiprocessing.
 
 
 class HubRunner:
-    def __init__(self) -> None:
+    """A CanHub on its own event-loop thread, with one in-process node (also used by bench_satellite_ingest)."""
+
+    def __init__(self, node_name: str = "bench-node") -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.hub = CanHub()
         self.run(self.hub.start("127.0.0.1", 0, 0))
-        self.node: NodePort = self.call(lambda: self.hub.attach(name="bench-node"))
+        self.node: NodePort = self.call(lambda: self.hub.attach(name=node_name))
         endpoints = self.hub.endpoints()
         self.socketcand = f"127.0.0.1:{endpoints['can_socketcand']['port']}"
         self.slcan = f"127.0.0.1:{endpoints['can_slcan']['port']}"
+        self.slcan_url = str(endpoints["can_slcan"]["url"])
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)

@@ -34,18 +34,20 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark whose hub runner we reuse
+
+import bench_can_ingest as can_ingest
 
 from bench.icd import load_icd
 from bench.link.cfp import CfpEncoder
 from bench.link.csp import CspHeader, CspPacket, append_crc32
 from bench.link.pus import cds_short
-from twin.canbus import CanFrame, CanHub, NodePort
+from twin.canbus import CanFrame
 from twin.canbus_wire import max_frame_rate
 
 T = TypeVar("T")
@@ -125,40 +127,12 @@ def satellite_receiver(driver: str, resource: str, conn: multiprocessing.connect
 # --- the hub in this process -------------------------------------------------------------------------------------
 
 
-class HubRunner:
+class HubRunner(can_ingest.HubRunner):
+    """The hub runner of bench_can_ingest, with the satellite's paced HK traffic."""
+
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.hub = CanHub()
-        self.run(self.hub.start("127.0.0.1", 0, 0))
-        self.node: NodePort = self.call(lambda: self.hub.attach(name="eps"))
-        endpoints = self.hub.endpoints()
-        self.socketcand = f"127.0.0.1:{endpoints['can_socketcand']['port']}"
-        self.slcan = str(endpoints["can_slcan"]["url"])
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def call(self, fn: Callable[[], T]) -> T:
-        async def in_loop() -> T:
-            return fn()
-
-        return self.run(in_loop())
-
-    def close(self) -> None:
-        self.run(self.hub.close())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-
-    def until_live(self, conn: multiprocessing.connection.Connection) -> None:
-        """Probe until the receiver has one (its connection is past the handshake and the grace period)."""
-        deadline = time.monotonic() + 30
-        while not conn.poll(0.05):
-            if time.monotonic() > deadline:
-                raise SystemExit("receiver never became live")
-            self.call(lambda: self.hub.send_nowait(CanFrame(PROBE_ID, b"", is_extended_id=False)))
-        assert conn.recv() == "live"
+        super().__init__(node_name="eps")
+        self.slcan = self.slcan_url
 
     async def paced(
         self, reports: list[list[tuple[int, bytes]]], rate: float, seconds: float

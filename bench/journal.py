@@ -49,6 +49,35 @@ def _default(obj: object) -> object:
     return repr(obj)
 
 
+MeasurementParts = tuple[str, str, str]
+
+
+def measurement_parts(
+    test_id: str, name: str, units: str, low: float | None, high: float | None, requirements: tuple[str, ...]
+) -> MeasurementParts:
+    """The parts of a measurement line that repeat for a test and a limit, encoded once."""
+    return (
+        '{"kind":"measurement","test_id":' + json.dumps(test_id) + ',"name":' + json.dumps(name) + ',"value":',
+        ',"units":' + json.dumps(units) + ',"low":' + _num(low) + ',"high":' + _num(high) + ',"verdict":"',
+        ',"requirements":' + json.dumps(list(requirements)) + ',"time":"',
+    )
+
+
+def measurement_line(parts: MeasurementParts, m: Measurement) -> str:
+    """One measurement record (docs/contracts.md §4): only the numbers and the time are formatted anew."""
+    tail = '"'
+    if m.description:
+        tail += ',"description":' + json.dumps(m.description)
+    if m.uncertainty is not None:
+        tail += ',"uncertainty":' + _num(m.uncertainty)
+    if m.extra:
+        tail += ',"extra":' + json.dumps(m.extra, default=_default)
+    return (
+        parts[0] + _num(m.value) + parts[1] + m.verdict.value + '","margin":' + _num(m.margin)
+        + ',"margin_pct":' + _num(m.margin_pct) + parts[2] + m.time + tail + "}"
+    )  # fmt: skip
+
+
 class Journal:
     """Append-only JSON Lines writer; safe to call from a signal handler (re-entrant lock)."""
 
@@ -58,7 +87,6 @@ class Journal:
         # Unbuffered binary: one os-level write per record, nothing held back in a Python buffer.
         self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - closed by close()
         self._lock = threading.RLock()
-        self._cache: dict[str | tuple[str, ...], str] = {}
         self._parts: dict[tuple[object, ...], tuple[str, str, str]] = {}
         self.closed = False
 
@@ -68,40 +96,20 @@ class Journal:
         self._write(line)
 
     def measurement(self, m: Measurement) -> str:
-        # Hot path (one call per measurement, budget ~10 µs in all): the parts of the line that repeat for a
-        # test and limit are encoded once and cached; only the numbers and the time are formatted anew.
+        """Journal one measurement; returns the line written (to mirror it elsewhere without re-encoding)."""
         key = (m.test_id, m.name, m.units, m.low, m.high, m.requirements)
         parts = self._parts.get(key)
         if parts is None:
-            enc = self._encoded
-            parts = (
-                '{"kind":"measurement","test_id":' + enc(m.test_id) + ',"name":' + enc(m.name) + ',"value":',
-                ',"units":' + enc(m.units) + ',"low":' + _num(m.low) + ',"high":' + _num(m.high) + ',"verdict":"',
-                ',"requirements":' + enc(m.requirements) + ',"time":"',
-            )
+            parts = measurement_parts(m.test_id, m.name, m.units, m.low, m.high, m.requirements)
             if len(self._parts) < 4096:
                 self._parts[key] = parts
-        tail = '"'
-        if m.description:
-            tail += ',"description":' + self._encoded(m.description)
-        if m.uncertainty is not None:
-            tail += ',"uncertainty":' + _num(m.uncertainty)
-        if m.extra:
-            tail += ',"extra":' + json.dumps(m.extra, default=_default)
-        line = (
-            parts[0] + _num(m.value) + parts[1] + m.verdict.value + '","margin":' + _num(m.margin)
-            + ',"margin_pct":' + _num(m.margin_pct) + parts[2] + m.time + tail + "}"
-        )  # fmt: skip
+        line = measurement_line(parts, m)
         self._write(line)
-        return line  # the caller may mirror the exact record elsewhere (Allure) without encoding it again
+        return line
 
-    def _encoded(self, value: str | tuple[str, ...]) -> str:
-        cached = self._cache.get(value)
-        if cached is None:
-            cached = json.dumps(value)
-            if len(self._cache) < 4096:
-                self._cache[value] = cached
-        return cached
+    def write_line(self, line: str) -> None:
+        """Append one already-encoded record (the measurement hot path encodes its own lines)."""
+        self._write(line)
 
     def _write(self, line: str) -> None:
         data = (line + "\n").encode()

@@ -75,9 +75,6 @@ class LimitsTable:
                 f"{self.model_level.value}; add it (with units and requirements) to the limits file"
             ) from None
 
-    def get(self, name: str) -> Limit | None:
-        return self._limits.get(name)
-
     def __contains__(self, name: object) -> bool:
         return name in self._limits
 

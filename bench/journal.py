@@ -72,10 +72,13 @@ def measurement_line(parts: MeasurementParts, m: Measurement) -> str:
         tail += ',"uncertainty":' + _num(m.uncertainty)
     if m.extra:
         tail += ',"extra":' + json.dumps(m.extra, default=_default)
+    value, margin, pct = m.value, m.margin, m.margin_pct
+    # One f-string, numbers inlined when finite (the common case): this runs once per measurement.
     return (
-        parts[0] + _num(m.value) + parts[1] + m.verdict.value + '","margin":' + _num(m.margin)
-        + ',"margin_pct":' + _num(m.margin_pct) + parts[2] + m.time + tail + "}"
-    )  # fmt: skip
+        f'{parts[0]}{repr(value) if value - value == 0 else _num(value)}{parts[1]}{m.verdict.value}","margin":'
+        f'{repr(margin) if margin - margin == 0 else _num(margin)},"margin_pct":'
+        f"{_num(pct) if pct is None or pct - pct != 0 else repr(pct)}{parts[2]}{m.time}{tail}}}"
+    )
 
 
 class Journal:

@@ -59,42 +59,49 @@ class InstrumentInfo:
         }
 
 
-def resolve_resource(resource: str, twin: TwinProcess | None, config_path: Path, role: str) -> str:
-    """`twin:<endpoint>` → the running twin's address for that endpoint; anything else is used as is."""
+def twin_endpoint(
+    resource: str, twin: TwinProcess | None, config_path: Path, role: str
+) -> tuple[str, str, dict[str, Any]] | None:
+    """For `twin:<endpoint>[.<variant>]`: (endpoint name, variant, the running twin's record); None for a real
+    address. One place for what every `twin:` resource needs: a twin that is running and serves the endpoint."""
     if not resource.startswith("twin:"):
-        return resource
-    name = resource.removeprefix("twin:")
+        return None
+    name, _, variant = resource.removeprefix("twin:").partition(".")
+    where = f"{config_path}: instruments.{role}.resource"
     if twin is None:
-        raise ConfigError(
-            f"{config_path}: instruments.{role}.resource: '{resource}' needs the auto-started twin; "
-            "set twin.autostart: true or give a VISA resource string"
-        )
-    try:
-        return str(twin.endpoints[name]["resource"])
-    except KeyError:
-        raise ConfigError(
-            f"{config_path}: instruments.{role}.resource: the twin has no endpoint '{name}' "
-            f"(it serves: {', '.join(sorted(twin.endpoints))})"
-        ) from None
+        raise ConfigError(f"{where}: '{resource}' needs the auto-started twin; set twin.autostart: true")
+    record = twin.endpoints.get(name)
+    if record is None:
+        served = ", ".join(sorted(twin.endpoints))
+        raise ConfigError(f"{where}: the twin has no endpoint '{name}' (it serves: {served})")
+    return name, variant, record
+
+
+def resolve_resource(resource: str, twin: TwinProcess | None, config_path: Path, role: str) -> str:
+    """A VISA resource: `twin:<endpoint>` → the running twin's VISA string; anything else is used as is."""
+    found = twin_endpoint(resource, twin, config_path, role)
+    if found is None:
+        return resource
+    name, _, record = found
+    if "resource" not in record:
+        raise ConfigError(f"{config_path}: instruments.{role}.resource: twin endpoint '{name}' is not a VISA resource")
+    return str(record["resource"])
 
 
 def resolve_can(can: CanConfig, twin: TwinProcess | None, config_path: Path) -> CanAddress:
     """The CAN adapter's address: ``twin:<endpoint>`` is built from the twin's endpoint record (socketcand:
     host, port and channel; slcan: the pyserial URL), anything else is used as the config gives it."""
     channel = can.channel or "can0"
-    if not can.resource.startswith("twin:"):
+    found = twin_endpoint(can.resource, twin, config_path, "can")
+    if found is None:
         return CanAddress(can.driver, can.resource, channel, can.bitrate)
-    name = can.resource.removeprefix("twin:")
-    where = f"{config_path}: instruments.can.resource"
-    if twin is None:
-        raise ConfigError(f"{where}: '{can.resource}' needs the auto-started twin; set twin.autostart: true")
-    record = twin.endpoints.get(name)
-    if record is None:
-        served = ", ".join(sorted(twin.endpoints))
-        raise ConfigError(f"{where}: the twin has no endpoint '{name}' (it serves: {served})")
+    name, _, record = found
     kind = record.get("interface", record.get("kind"))
     if kind != can.driver:
-        raise ConfigError(f"{where}: endpoint '{name}' speaks {kind}, but instruments.can.driver is {can.driver}")
+        raise ConfigError(
+            f"{config_path}: instruments.can.resource: endpoint '{name}' speaks {kind}, "
+            f"but instruments.can.driver is {can.driver}"
+        )
     if can.driver == "socketcand":
         resource = f"{record['host']}:{record['port']}"
         return CanAddress("socketcand", resource, can.channel or str(record.get("channel", channel)), can.bitrate)
@@ -104,20 +111,15 @@ def resolve_can(can: CanConfig, twin: TwinProcess | None, config_path: Path) -> 
 def resolve_serial_url(resource: str, twin: TwinProcess | None, config_path: Path, role: str) -> str:
     """A serial-port resource: `twin:<endpoint>` → the endpoint's TCP URL, `twin:<endpoint>.pty` → its
     pseudo-terminal path (what a USB device node is on a real bench); anything else as the config gives it."""
-    if not resource.startswith("twin:"):
+    found = twin_endpoint(resource, twin, config_path, role)
+    if found is None:
         return resource
-    name, _, variant = resource.removeprefix("twin:").partition(".")
-    where = f"{config_path}: instruments.{role}.resource"
-    if twin is None:
-        raise ConfigError(f"{where}: '{resource}' needs the auto-started twin; set twin.autostart: true")
-    record = twin.endpoints.get(name)
-    if record is None:
-        raise ConfigError(
-            f"{where}: the twin has no endpoint '{name}' (it serves: {', '.join(sorted(twin.endpoints))})"
-        )
+    name, variant, record = found
     key = "pty" if variant == "pty" else "url"
     if variant not in ("", "pty") or key not in record:
-        raise ConfigError(f"{where}: use twin:{name} (TCP) or twin:{name}.pty (pseudo-terminal)")
+        raise ConfigError(
+            f"{config_path}: instruments.{role}.resource: use twin:{name} (TCP) or twin:{name}.pty (pseudo-terminal)"
+        )
     return str(record[key])
 
 

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from twin.usbiss import PtyEndpoint
+from twin.usbiss import PtyEndpoint, SerialPortEndpoints
 
 __all__ = ["DEFAULT_CONSOLE_PORT", "PROMPT", "SUBSYSTEMS", "ObcConsole"]
 
@@ -75,7 +75,7 @@ class _TcpClient(asyncio.Protocol):
         self._console._clients.discard(self)
 
 
-class ObcConsole:
+class ObcConsole(SerialPortEndpoints):
     """The simulated OBC debug UART (see the module doc).
 
     Providers and callbacks (all called on the event loop):
@@ -157,27 +157,11 @@ class ObcConsole:
             await server.wait_closed()
         await asyncio.sleep(0)  # let connection_lost callbacks run
 
-    @property
-    def pty_path(self) -> str | None:
-        return self._pty.path if self._pty is not None and self._pty.is_open else None
-
-    @property
-    def url(self) -> str:
-        if self._address is None:
-            raise RuntimeError("ObcConsole.url before start()")
-        return f"socket://{self._address[0]}:{self._address[1]}"
-
     def endpoints(self) -> dict[str, dict[str, Any]]:
         """Endpoint record for the twin's endpoints file (contracts §1)."""
-        if self._address is None:
-            raise RuntimeError("ObcConsole.endpoints() before start()")
-        host, port = self._address
-        return {
-            "console": {
-                "kind": "uart", "url": self.url, "host": host, "port": port, "pty": self.pty_path,
-                "baudrate": 115200, "description": "OTS-SAT OBC debug UART (boot log, maintenance shell)",
-            }
-        }  # fmt: skip
+        return self._endpoint_record(
+            "console", "uart", "OTS-SAT OBC debug UART (boot log, maintenance shell)", baudrate=115200
+        )
 
     # power
 

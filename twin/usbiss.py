@@ -311,7 +311,31 @@ class _TcpClient(asyncio.Protocol):
         self._iss._tcp_clients.discard(self)
 
 
-class UsbIssEmulator:
+class SerialPortEndpoints:
+    """What every emulated serial device (USB-ISS, OBC console) publishes once started: a pty and a TCP URL."""
+
+    _pty: PtyEndpoint | None
+    _address: tuple[str, int] | None
+
+    @property
+    def pty_path(self) -> str | None:
+        return self._pty.path if self._pty is not None and self._pty.is_open else None
+
+    @property
+    def url(self) -> str:
+        if self._address is None:
+            raise RuntimeError(f"{type(self).__name__}.url before start()")
+        return f"socket://{self._address[0]}:{self._address[1]}"
+
+    def _endpoint_record(self, name: str, kind: str, description: str, **extra: object) -> dict[str, dict[str, Any]]:
+        if self._address is None:
+            raise RuntimeError(f"{type(self).__name__}.endpoints() before start()")
+        host, port = self._address
+        record = {"kind": kind, "url": self.url, "host": host, "port": port, "pty": self.pty_path, **extra}
+        return {name: {**record, "description": description}}
+
+
+class UsbIssEmulator(SerialPortEndpoints):
     """The simulated USB-ISS with its I2C bus. See the module doc."""
 
     def __init__(self, *, serial_number: str = "00001234", resync_gap_s: float = 0.5, start_mode: int = 0x40) -> None:
@@ -416,27 +440,11 @@ class UsbIssEmulator:
         if self._pty_parser is not None:
             self._pty_parser.feed(data)
 
-    @property
-    def pty_path(self) -> str | None:
-        return self._pty.path if self._pty is not None and self._pty.is_open else None
-
-    @property
-    def url(self) -> str:
-        if self._address is None:
-            raise RuntimeError("UsbIssEmulator.url before start()")
-        return f"socket://{self._address[0]}:{self._address[1]}"
-
     def endpoints(self) -> dict[str, dict[str, Any]]:
         """Endpoint record for the twin's endpoints file (contracts §1)."""
-        if self._address is None:
-            raise RuntimeError("UsbIssEmulator.endpoints() before start()")
-        host, port = self._address
-        return {
-            "i2c": {
-                "kind": "usb-iss", "url": self.url, "host": host, "port": port, "pty": self.pty_path,
-                "description": "Devantech USB-ISS I2C adapter (EPS at 0x02, temperature sensor at 0x48)",
-            }
-        }  # fmt: skip
+        return self._endpoint_record(
+            "i2c", "usb-iss", "Devantech USB-ISS I2C adapter (EPS at 0x02, temperature sensor at 0x48)"
+        )
 
     # the byte protocol
 

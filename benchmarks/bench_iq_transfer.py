@@ -7,14 +7,15 @@ The twin's `AnalyzerService` (in a background event-loop thread, 127.0.0.1) serv
 samples (default 4 M = 32 MB as float32 IQ pairs; random data, so 0x0A bytes occur throughout). Measured, best
 of R, interleaved so all three see the same machine load; MB = 1e6 bytes of IQ payload:
 
-* **driver** — ``SignalAnalyzer.fetch_iq()`` (header parsed by hand, ``recv_into`` a preallocated buffer).
-  Target ≥ 400 MB/s. Also ``capture_iq()`` end to end (INIT:IMM;*OPC?, STAT:QUES:POW:COND?, the block).
+* **driver** — ``SignalAnalyzer.fetch_iq()`` (``ScpiInstrument.query_block``: header parsed by hand,
+  ``recv_into`` a preallocated buffer). Target ≥ 400 MB/s. Also ``capture_iq()`` end to end (INIT:IMM, polling
+  STAT:OPER:COND?, STAT:QUES:POW:COND?, the block).
 * **pyvisa** — ``query_binary_values("TRAC:IQ:DATA:MEM?", datatype="f", container=np.array)`` on a
   pyvisa-py SOCKET resource with ``read_termination="\\n"`` (the bench's default), chunk_size left default.
 * **socket** — a bare TCP socket (kept open, like the others): send the query, ``recv_into`` until
   header + payload + ``\\n`` (the ceiling).
 
-Every transfer is checked against the provider's array.
+Every transfer is checked against the source's array.
 """
 
 from __future__ import annotations
@@ -38,9 +39,19 @@ except ImportError:  # run as a plain script from a checkout
 
 from instruments.scpi import resource_manager
 from instruments.vsa import SignalAnalyzer
-from twin.rf_instruments import AnalyzerService
+from twin.rf_instruments import AnalyzerService, CaptureRequest
 
 TARGET_MB_S = 400.0
+
+
+class _FixedSource:
+    """An `IqSource` that completes at once with (a prefix of) one fixed array."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        self._data = data
+
+    async def capture(self, request: CaptureRequest) -> tuple[np.ndarray, bool]:
+        return self._data[: request.n_samples], False
 
 
 def _raw_socket_fetch(sock: socket.socket, nbytes: int) -> np.ndarray:
@@ -70,7 +81,7 @@ def _best(fn: Callable[[], Any], check: Callable[[Any], None], times: list[float
 def run(samples: int = 4 << 20, repeat: int = 5) -> dict[str, float]:
     rng = np.random.default_rng(1)
     data = (rng.standard_normal(samples) + 1j * rng.standard_normal(samples)).astype(np.complex64)
-    service = AnalyzerService(lambda centre, rate, n, ref: (data[:n], False))
+    service = AnalyzerService(_FixedSource(data))
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()

@@ -6,6 +6,8 @@ reports, where it is read by someone who was not watching the bench when it happ
 
     InstrumentError              base; `resource`, `command` (None when no command was involved)
     ├── InstrumentTimeout        no reply within the I/O timeout
+    ├── CaptureTimeout           an analyzer capture did not complete in time (no trigger?)
+    ├── PlayoutTimeout           a generator's single-shot playout did not end in time
     ├── ConnectionLost           the link broke during or before an exchange
     ├── InstrumentUnreachable    the connection could not be opened at all
     ├── InstrumentRejected       the instrument's error queue reported an error after a command
@@ -146,3 +148,34 @@ class UnexpectedReply(InstrumentError):
         )
         self.reply = reply
         self.expected = expected
+
+
+class CaptureTimeout(InstrumentError):
+    """An analyzer capture did not complete in time (the trigger never came); the driver aborted it."""
+
+    def __init__(self, *, resource: str, command: str, timeout_s: float, trigger: str) -> None:
+        if trigger.startswith("IF power"):
+            what, hint = "no trigger", "is the transmitter on and the RF path connected?"
+        else:
+            what, hint = "capture not complete", "is the record longer than the timeout allows?"
+        super().__init__(
+            f"{what} within {timeout_s:g} s ({trigger}) after {_quote(command)} on {resource}"
+            f" — capture aborted; {hint}",
+            resource=resource,
+            command=command,
+        )
+        self.timeout_s = timeout_s
+        self.trigger = trigger
+
+
+class PlayoutTimeout(InstrumentError):
+    """A generator's single-shot ARB playout was still running after the timeout."""
+
+    def __init__(self, *, resource: str, command: str, timeout_s: float) -> None:
+        super().__init__(
+            f"playout started by {_quote(command)} on {resource} still running after {timeout_s:g} s"
+            " — is the ARB in single-shot mode (SEQ SING) and the timeout longer than the waveform?",
+            resource=resource,
+            command=command,
+        )
+        self.timeout_s = timeout_s

@@ -5,45 +5,40 @@ Commands used (R&S IQ Analyzer, see the FSV/FSW user manuals and RsFsw docstring
     INST:SEL IQ; INIT:CONT OFF; FREQ:CENT <Hz>; TRAC:IQ:SRAT <Hz>; TRAC:IQ:RLEN <n>
     DISP:TRAC:Y:RLEV <dBm>              reference level (the analyzer couples its input attenuator to it)
     FORM REAL,32; TRAC:IQ:DATA:FORM IQP  float32 little-endian, I,Q,I,Q…
-    INIT:IMM;*OPC?                       capture, wait for completion
+    TRIG:SOUR IMM|IFP; TRIG:LEV:IFP <dBm>; TRIG:HOLD <s>   trigger (IF power level at the RF input; a
+                                         negative holdoff keeps that much pretrigger before the trigger)
+    INIT:IMM                             start a capture (returns at once; it waits for the trigger)
+    STAT:OPER:COND?                      bit 4 (16) "MEASuring" while the capture runs; ABOR cancels it
     STAT:QUES:POW:COND?                  bit 0 = RF input overload during the capture
     TRAC:IQ:DATA:MEM?                    #<n><len><float32 LE IQ pairs>\\n
 
 The reference level is set with ``DISP:TRAC:Y:RLEV`` rather than ``INP:ATT``: it is what an IQ capture is
 scaled against and the instrument derives the attenuation from it.
 
-The IQ block is read fast. pyvisa's ``query_binary_values`` (and ``read_bytes``) go through pyvisa-py's
-socket session, which searches its whole pending buffer for the termination character on every ``recv`` and
-returns at each 0x0A byte it finds inside the binary data (~50 MB/s and O(n²)-ish for large blocks). Here the
-header is parsed by hand and exactly the announced number of bytes is received straight into a preallocated
-numpy buffer with ``socket.recv_into`` on the session's own socket (after taking whatever pyvisa-py had
-already buffered). For a non-pyvisa-py resource the driver falls back to ``read_bytes`` with the
-termination character disabled. Either way the exchange runs under the `ScpiInstrument` lock and failures
-map to the bench's errors (`InstrumentTimeout`, `ConnectionLost`, `UnexpectedReply`), after which the
-transport reconnects on next use.
+`capture_iq` polls the operation condition register rather than waiting in ``*OPC?``: a triggered capture
+may wait far longer than the I/O timeout, the link stays usable meanwhile, and a capture whose trigger never
+comes is aborted (``ABOR``) and reported as `CaptureTimeout`. The IQ block is read with
+`ScpiInstrument.query_block` (header parsed by hand, ``recv_into`` a preallocated buffer; see instruments.scpi).
 """
 
 from __future__ import annotations
 
-import socket
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
-import pyvisa
-from pyvisa import constants
-from pyvisa.resources import MessageBasedResource
 
-from instruments.errors import InstrumentError, SettingOutOfRange, UnexpectedReply
+from instruments.errors import CaptureTimeout, InstrumentError, SettingOutOfRange, UnexpectedReply
 from instruments.scpi import Identity, ScpiInstrument
 
 __all__ = ["IqCapture", "SignalAnalyzer"]
 
 _OVERLOAD_BIT: Final = 1 << 0  # STAT:QUES:POW:COND? bit 0: RF input overload (R&S "OVLD")
-_RECV_CHUNK: Final = 4 << 20
-_IO_ERRORS: Final = (pyvisa.errors.Error, OSError, EOFError)
+_MEASURING_BIT: Final = 1 << 4  # STAT:OPER:COND? bit 4: "MEASuring"
+_POLL_FIRST_S: Final = 0.005
+_POLL_MAX_S: Final = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,63 +60,6 @@ def _number(value: float) -> str:
     return f"{value:.12g}"
 
 
-class _BlockReader:
-    """Reads one IEEE 488.2 definite-length block (+ terminator) from a pyvisa resource, fast where possible."""
-
-    def __init__(self, resource: MessageBasedResource, timeout_s: float) -> None:
-        self._res = resource
-        self._deadline = time.monotonic() + timeout_s
-        session = getattr(resource.visalib, "sessions", {}).get(resource.session)
-        sock = getattr(session, "interface", None)
-        pending = getattr(session, "_pending_buffer", None)
-        self._sock = sock if isinstance(sock, socket.socket) and isinstance(pending, bytearray) else None
-        self._pending: bytearray = pending if isinstance(pending, bytearray) else bytearray()
-
-    def read_into(self, view: memoryview) -> None:
-        """Fill ``view`` completely."""
-        if self._sock is None:
-            self._fallback_into(view)
-            return
-        pos = min(len(self._pending), len(view))
-        if pos:
-            view[:pos] = self._pending[:pos]
-            del self._pending[:pos]
-        sock = self._sock
-        previous = sock.gettimeout()
-        try:
-            while pos < len(view):
-                remaining = self._deadline - time.monotonic()
-                if remaining <= 0:
-                    raise pyvisa.errors.VisaIOError(constants.StatusCode.error_timeout)
-                sock.settimeout(remaining)
-                try:
-                    got = sock.recv_into(view[pos:], min(_RECV_CHUNK, len(view) - pos))
-                except TimeoutError:
-                    raise pyvisa.errors.VisaIOError(constants.StatusCode.error_timeout) from None
-                if got == 0:
-                    raise ConnectionError("closed by the instrument")
-                pos += got
-        finally:
-            sock.settimeout(previous)
-
-    def _fallback_into(self, view: memoryview) -> None:
-        res = self._res
-        termination = res.read_termination
-        res.read_termination = None  # disables pyvisa's termchar
-        try:
-            data = res.read_bytes(len(view), chunk_size=_RECV_CHUNK, break_on_termchar=False)
-        finally:
-            res.read_termination = termination
-        view[: len(data)] = data
-        if len(data) < len(view):
-            raise pyvisa.errors.VisaIOError(constants.StatusCode.error_timeout)
-
-    def read(self, count: int) -> bytes:
-        buffer = bytearray(count)
-        self.read_into(memoryview(buffer))
-        return bytes(buffer)
-
-
 class SignalAnalyzer:
     """R&S FSV/FSW IQ analyzer driver."""
 
@@ -136,6 +74,7 @@ class SignalAnalyzer:
         self._centre_hz: float | None = None
         self._sample_rate: float | None = None
         self._ref_level_dbm: float | None = None
+        self._trigger: tuple[str, float, float] | None = None  # as last set by set_trigger (None: unknown)
 
     @property
     def scpi(self) -> ScpiInstrument:
@@ -175,6 +114,7 @@ class SignalAnalyzer:
         for command in ("INST:SEL IQ", "INIT:CONT OFF", "FORM REAL,32", "TRAC:IQ:DATA:FORM IQP"):
             self._scpi.write(command)
         self._centre_hz = self._sample_rate = self._ref_level_dbm = None
+        self._trigger = ("IMM", -20.0, 0.0)  # the *RST state
 
     def set_centre_frequency(self, hz: float) -> None:
         command = f"FREQ:CENT {_number(hz)}"
@@ -227,11 +167,67 @@ class SignalAnalyzer:
         """RF overload during the last capture (``STAT:QUES:POW:COND?`` bit 0)."""
         return bool(self._scpi.query_int("STAT:QUES:POW:COND?") & _OVERLOAD_BIT)
 
+    def set_trigger(self, source: Literal["IMM", "IFP"], level_dbm: float = -20.0, offset_s: float = 0.0) -> None:
+        """Trigger for the next captures: ``IMM`` (immediate) or ``IFP`` (IF power above ``level_dbm`` at the RF
+        input). ``offset_s`` is the trigger offset (``TRIG:HOLD``); negative keeps that much pretrigger."""
+        if source not in ("IMM", "IFP"):
+            raise SettingOutOfRange(
+                resource=self.resource, command=f"TRIG:SOUR {source}", reason="trigger source must be IMM or IFP"
+            )
+        self._scpi.write(f"TRIG:SOUR {source}")
+        if source == "IFP":
+            self._scpi.write(f"TRIG:LEV:IFP {_number(level_dbm)}")
+        self._scpi.write(f"TRIG:HOLD {_number(offset_s)}")
+        self._trigger = (source, level_dbm, offset_s)
+
+    def measuring(self) -> bool:
+        """A capture is in progress (``STAT:OPER:COND?`` bit 4)."""
+        return bool(self._scpi.query_int("STAT:OPER:COND?") & _MEASURING_BIT)
+
+    def abort(self) -> None:
+        """Cancel a running capture (``ABOR``); the capture memory is then invalid."""
+        self._scpi.write("ABOR")
+
+    def _trigger_text(self) -> str:
+        if self._trigger is None:
+            return "trigger as set on the instrument"
+        source, level, _ = self._trigger
+        return f"IF power trigger at {level:g} dBm" if source == "IFP" else "immediate trigger"
+
     # -- capture ----------------------------------------------------------------------------------------
 
-    def capture_iq(self) -> IqCapture:
-        """Take one record (``INIT:IMM;*OPC?``) and fetch it as complex64."""
-        self._scpi.query("INIT:IMM;*OPC?", timeout_s=self._capture_timeout_s)
+    def capture_iq(self, timeout_s: float | None = None) -> IqCapture:
+        """Take one record and fetch it as complex64: `start_capture`, `wait_capture`, `fetch_capture`."""
+        self.start_capture()
+        self.wait_capture(timeout_s)
+        return self.fetch_capture()
+
+    def start_capture(self) -> None:
+        """``INIT:IMM``: the analyzer arms (and waits for its trigger) while the bench goes on."""
+        self._scpi.write("INIT:IMM")
+
+    def wait_capture(self, timeout_s: float | None = None) -> None:
+        """Poll ``STAT:OPER:COND?`` until the capture is complete (bit 4 clear). If it is not within
+        ``timeout_s`` (default: ``capture_timeout_s``), abort it (``ABOR``) and raise `CaptureTimeout`."""
+        timeout = timeout_s if timeout_s is not None else self._capture_timeout_s
+        deadline = time.monotonic() + timeout
+        pause = _POLL_FIRST_S
+        while self.measuring():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                error = CaptureTimeout(
+                    resource=self.resource, command="INIT:IMM", timeout_s=timeout, trigger=self._trigger_text()
+                )
+                try:
+                    self.abort()
+                except InstrumentError as exc:
+                    raise error from exc
+                raise error
+            time.sleep(min(pause, remaining))
+            pause = min(pause * 2, _POLL_MAX_S)
+
+    def fetch_capture(self) -> IqCapture:
+        """The completed record with its settings and the overload flag."""
         overload = self.overloaded()
         samples = self.fetch_iq()
         centre = self._centre_hz if self._centre_hz is not None else self.centre_frequency()
@@ -250,45 +246,8 @@ class SignalAnalyzer:
 
     def query_block(self, command: str, *, timeout_s: float | None = None) -> npt.NDArray[np.uint8]:
         """Send ``command`` and read its definite-length block reply as uint8 (terminator consumed)."""
-        scpi = self._scpi
-        timeout = timeout_s if timeout_s is not None else max(scpi.timeout_s, self._capture_timeout_s)
-        # The transport's lock, connection state and error mapping are reused on purpose (see module doc):
-        # ScpiInstrument has no binary read, and this keeps the exchange atomic against its other users.
-        with scpi._lock:
-            res = scpi._ready(command)
-            try:
-                res.write(command)
-                reader = _BlockReader(res, timeout)
-                head = reader.read(2)
-                if head[:1] != b"#" or not head[1:2].isdigit() or head[1:2] == b"0":
-                    scpi._stale = True
-                    raise UnexpectedReply(
-                        resource=self.resource, command=command, reply=repr(head), expected="a definite-length block"
-                    )
-                count_text = reader.read(int(head[1:2]))
-                if not count_text.isdigit():
-                    scpi._stale = True
-                    raise UnexpectedReply(
-                        resource=self.resource,
-                        command=command,
-                        reply=repr(head + count_text),
-                        expected="a definite-length block",
-                    )
-                data = np.empty(int(count_text), dtype=np.uint8)
-                reader.read_into(data.data)
-                tail = reader.read(1)
-                if tail == b"\r":
-                    tail = reader.read(1)
-                if tail != b"\n":
-                    scpi._stale = True
-                    raise UnexpectedReply(
-                        resource=self.resource, command=command, reply=repr(tail), expected="'\\n' after the block"
-                    )
-            except InstrumentError:
-                raise
-            except _IO_ERRORS as exc:
-                raise scpi._fail(exc, command, timeout) from exc
-        return data
+        timeout = timeout_s if timeout_s is not None else max(self._scpi.timeout_s, self._capture_timeout_s)
+        return self._scpi.query_block(command, timeout_s=timeout)
 
     def describe(self) -> dict[str, Any]:
         return {"resource": self.resource, "model": self.MODEL}

@@ -5,6 +5,8 @@ Commands used::
     SOUR:FREQ:CW <Hz>; SOUR:POW:LEV:IMM:AMPL <dBm>; OUTP ON|OFF
     SOUR:BB:ARB:WAV:DATA '<name>',#<n><len><wv bytes>    binary upload (IEEE 488.2 definite-length block)
     SOUR:BB:ARB:WAV:SEL '<name>'; SOUR:BB:ARB:CLOC <Hz>; SOUR:BB:ARB:STAT ON|OFF
+    SOUR:BB:ARB:SEQ AUTO|SING            continuous playout, or one playout per trigger
+    SOUR:BB:ARB:TRIG:EXEC                start one playout (SINGle); SOUR:BB:ARB:TRIG:RMOD? -> RUN|STOP
 
 The level limit is the caller's (the DUT's receiver damage level minus margin, from the bench config): the
 driver refuses any level above ``max_level_dbm`` before anything is sent.
@@ -17,18 +19,19 @@ every 32-bit (I,Q) word, as pymeasure's ``rs_waveform.py``). Unlike WinIQSIM fil
 
 from __future__ import annotations
 
+import time
 from typing import ClassVar, Final
 
 import numpy as np
 import numpy.typing as npt
-import pyvisa
 
-from instruments.errors import InstrumentError, InstrumentRejected, SettingOutOfRange
+from instruments.errors import InstrumentError, PlayoutTimeout, SettingOutOfRange
 from instruments.scpi import Identity, ScpiInstrument
 
 __all__ = ["SignalGenerator", "build_wv", "to_int16_iq"]
 
-_IO_ERRORS: Final = (pyvisa.errors.Error, OSError, EOFError)
+_POLL_FIRST_S: Final = 0.002
+_POLL_MAX_S: Final = 0.02
 
 
 def _number(value: float) -> str:
@@ -136,18 +139,22 @@ class SignalGenerator:
     def rf_on(self) -> bool:
         return self._scpi.query_int("OUTP?") != 0
 
+    def _off_and_verified(self) -> bool:
+        self.set_rf(False)
+        self.set_arb(False)
+        return not self.rf_on() and not self.arb_on()
+
     def safe_state(self) -> None:
-        """RF off, verified by reading it back; one retry on a fresh connection if the link failed."""
+        """RF off and ARB off, verified by reading back; one retry on a fresh connection if the link failed."""
         try:
-            self.set_rf(False)
-            if not self.rf_on():
+            if self._off_and_verified():
                 return
         except InstrumentError:
             self._scpi.reopen()
-        self.set_rf(False)
-        if self.rf_on():
+        if not self._off_and_verified():
             raise InstrumentError(
-                f"{self.resource} still reports RF on after 'OUTP OFF' — switch the generator off by hand",
+                f"{self.resource} still reports RF or ARB on after 'OUTP OFF' and 'SOUR:BB:ARB:STAT OFF'"
+                " — switch the generator off by hand",
                 resource=self.resource,
                 command="OUTP OFF",
             )
@@ -161,21 +168,7 @@ class SignalGenerator:
                 resource=self.resource, command="SOUR:BB:ARB:WAV:DATA", reason=f"bad waveform name {name!r}"
             )
         wv = build_wv(to_int16_iq(iq), clock_hz)
-        head = f"SOUR:BB:ARB:WAV:DATA '{name}',"
-        message = head.encode("ascii") + definite_block(wv) + b"\n"
-        command = f"{head}#<{len(wv)} bytes>"
-        scpi = self._scpi
-        # Binary write under the transport's lock, then its error-queue check (ScpiInstrument.write is text only).
-        with scpi._lock:
-            res = scpi._ready(command)
-            try:
-                res.write_raw(message)
-            except _IO_ERRORS as exc:
-                raise scpi._fail(exc, command, scpi.timeout_s) from exc
-            errors = scpi._drain_errors_locked(command)
-        if errors:
-            (code, text), *more = errors
-            raise InstrumentRejected(resource=self.resource, command=command, code=code, text=text, more=tuple(more))
+        self._scpi.write_block(f"SOUR:BB:ARB:WAV:DATA '{name}',", wv)
         return len(wv)
 
     def select_waveform(self, name: str) -> None:
@@ -192,3 +185,29 @@ class SignalGenerator:
 
     def arb_on(self) -> bool:
         return self._scpi.query_int("SOUR:BB:ARB:STAT?") != 0
+
+    def set_single_shot(self, on: bool) -> None:
+        """One playout per `trigger_playout` (``SEQ SING``), or continuous while the ARB is on (``SEQ AUTO``)."""
+        self._scpi.write(f"SOUR:BB:ARB:SEQ {'SING' if on else 'AUTO'}")
+
+    def trigger_playout(self) -> None:
+        """Start one playout (``SOUR:BB:ARB:TRIG:EXEC``); needs single-shot mode, the ARB on and a waveform."""
+        self._scpi.write("SOUR:BB:ARB:TRIG:EXEC")
+
+    def playing(self) -> bool:
+        """A playout is under way (``SOUR:BB:ARB:TRIG:RMOD?`` is ``RUN``)."""
+        return self._scpi.query("SOUR:BB:ARB:TRIG:RMOD?").strip().upper() == "RUN"
+
+    def play_once(self, timeout_s: float) -> None:
+        """Trigger one single-shot playout and return when it has ended; `PlayoutTimeout` if it is still
+        running after ``timeout_s`` (the playout is then left to run: switch the ARB off to stop it)."""
+        command = "SOUR:BB:ARB:TRIG:EXEC"
+        deadline = time.monotonic() + timeout_s
+        self.trigger_playout()
+        pause = _POLL_FIRST_S
+        while self.playing():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PlayoutTimeout(resource=self.resource, command=command, timeout_s=timeout_s)
+            time.sleep(min(pause, remaining))
+            pause = min(pause * 2, _POLL_MAX_S)

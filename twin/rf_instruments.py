@@ -20,7 +20,12 @@ Defaults: analyzer on port 5026 (`VSA_PORT`), generator on 5027 (`VSG_PORT`).
 Analyzer (R&S FSV/FSW IQ Analyzer subset)::
 
     *IDN? *RST *CLS *OPC? SYST:ERR? INST:SEL IQ  INIT:CONT ON|OFF  FREQ:CENT <Hz>  TRAC:IQ:SRAT <Hz>
-    TRAC:IQ:RLEN <n>  DISP:TRAC:Y:RLEV <dBm>  FORM REAL,32  TRAC:IQ:DATA:FORM IQP  INIT[:IMM]
+    TRAC:IQ:RLEN <n>  DISP:TRAC:Y:RLEV <dBm>  FORM REAL,32  TRAC:IQ:DATA:FORM IQP
+    TRIG[:SEQ]:SOUR IMM|IFP  TRIG[:SEQ]:LEV:IFP <dBm>  TRIG[:SEQ]:HOLD[:TIME] <s> (negative = pretrigger)
+    INIT[:IMM]            starts a capture and returns at once (the capture waits for its trigger and
+                          for the simulated record time in `IqSource.capture`); *OPC? / *WAI wait for it
+    ABOR                  cancels a running capture (the capture memory is then invalid: -230)
+    STAT:OPER:COND?       bit 4 (16) "MEASuring" while a capture runs
     STAT:QUES:POW:COND?   bit 0 = RF input overload during the last capture
     TRAC:IQ:DATA:MEM?     #<n><len><float32 LE I,Q,I,Q…>\\n  (the last capture)
 
@@ -29,6 +34,11 @@ Generator (R&S SMW/SMBV subset)::
     *IDN? *RST  SOUR:FREQ[:CW] <Hz>  SOUR:POW[:LEV][:IMM][:AMPL] <dBm>  OUTP[:STAT] ON|OFF
     SOUR:BB:ARB:WAV:DATA '<name>',#<n><len><wv bytes>   SOUR:BB:ARB:WAV:SEL '<name>'
     SOUR:BB:ARB:CLOC <Hz>  SOUR:BB:ARB:STAT ON|OFF  SOUR:BB:ARB:WAV:CAT?
+    SOUR:BB:ARB:SEQ AUTO|SING   AUTO: the waveform repeats while the ARB is on; SINGle: one playout per
+                                SOUR:BB:ARB:TRIG:EXEC
+    SOUR:BB:ARB:TRIG:RMOD?      RUN while a playout is under way (SINGle: n/clock s after EXEC), else STOP
+
+What it radiates is reported to the `EmissionSink` as an `Emission` on every change.
 
 The ``.wv`` payload is the simplified R&S layout described in `parse_wv` (tags, no 0x4000 padding).
 """
@@ -38,20 +48,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from twin.scpi import (
-    DATA_OUT_OF_RANGE,
+    DATA_STALE,
     DATA_TYPE_ERROR,
     ILLEGAL_PARAMETER,
     SETTINGS_CONFLICT,
     SYNTAX_ERROR,
     TOO_MUCH_DATA,
+    TRIGGER_IGNORED,
     Call,
     CommandSet,
     Interpreter,
@@ -68,10 +80,12 @@ __all__ = [
     "VSG_PORT",
     "AnalyzerService",
     "BinaryScpiServer",
+    "CaptureRequest",
+    "Emission",
+    "EmissionSink",
     "GeneratorService",
-    "IqProvider",
+    "IqSource",
     "RfSession",
-    "WaveformSink",
     "Wv",
     "binary_reply",
     "block_param",
@@ -88,11 +102,41 @@ MAX_BLOCK_BYTES: Final = 1 << 30
 MAX_TEXT_BYTES: Final = 1 << 20
 _BINARY_MARK: Final = "\x00BINARY-BLOCK\x00"
 
-IqProvider = Callable[[float, float, int, float], tuple[npt.NDArray[Any], bool]]
-"""(centre_hz, sample_rate, n_samples, ref_level_dbm) -> (n complex samples in volts-ish units, overload)."""
 
-WaveformSink = Callable[[float, float, bool, npt.NDArray[np.int16], float], None]
-"""(freq_hz, level_dbm, rf_on, iq int16 shape (n, 2) [empty when the ARB is off], arb_clock_hz) -> None."""
+@dataclass(frozen=True)
+class CaptureRequest:
+    """One IQ capture as the analyzer was set up when ``INIT:IMM`` started it."""
+
+    centre_hz: float
+    sample_rate: float
+    n_samples: int
+    ref_level_dbm: float
+    trigger: Literal["IMM", "IFP"]  # immediate, or IF power (R&S "IFPower")
+    trigger_level_dbm: float  # TRIG:LEV:IFP, at the RF input
+    trigger_offset_s: float  # TRIG:HOLD; negative = pretrigger (samples before the trigger instant)
+
+
+class IqSource(Protocol):
+    """What the analyzer's RF input sees. ``capture`` returns once the trigger came and the record time
+    passed (it is cancelled by ``ABOR``): (``n_samples`` complex samples in volts-ish units, overload)."""
+
+    async def capture(self, request: CaptureRequest) -> tuple[npt.NDArray[np.complex64], bool]: ...
+
+
+@dataclass(frozen=True)
+class Emission:
+    """What the generator radiates, reported on every change."""
+
+    freq_hz: float
+    level_dbm: float
+    rf_on: bool
+    iq: npt.NDArray[np.int16] | None  # (n, 2) waveform being played; None when the ARB is off or nothing plays
+    clock_hz: float
+    started_at: float | None  # generator clock when this playout started; None when not playing
+    repeat: bool  # True: continuous (SEQ AUTO); False: one single-shot playout
+
+
+EmissionSink = Callable[[Emission], None]
 
 
 def _error_reply(code: int, text: str) -> str:
@@ -159,6 +203,7 @@ def _find_terminator(buffer: bytearray, blocks: list[tuple[int, int]]) -> int | 
                 return "block too large"
             start = pos + 2 + digits
             if start + count > n:
+                blocks.append((start, count))  # a block still arriving: the text-size cap does not apply
                 return -1
             blocks.append((start, count))
             pos = start + count
@@ -308,7 +353,7 @@ def _string_param(text: str) -> str:
 
 
 class AnalyzerService:
-    """An R&S FSV-style IQ analyzer; each ``INIT:IMM`` asks ``iq_provider`` for the captured samples."""
+    """An R&S FSV-style IQ analyzer; each ``INIT:IMM`` runs ``source.capture`` as a background task."""
 
     name = "vsa"
     kind = "scpi"
@@ -317,9 +362,23 @@ class AnalyzerService:
     IDN: Final = "Rohde&Schwarz,FSV3030,1330.5000K30/100001,1.80"
     MAX_RECORD_LENGTH: Final = 100_000_000
     OVERLOAD_BIT: Final = 1 << 0
+    MEASURING_BIT: Final = 1 << 4  # STAT:OPER:COND? "MEASuring"
 
-    def __init__(self, iq_provider: IqProvider) -> None:
-        self._provider = iq_provider
+    def __init__(self, source: IqSource) -> None:
+        self._source = source
+        self.captures = 0
+        self.aborts = 0
+        self._task: asyncio.Task[None] | None = None
+        self._defaults()
+        commands = CommandSet()
+        # Registered before the common commands so that these win the lookup: they wait for the capture.
+        commands.add("*OPC?", self._opc_query)
+        commands.add("*WAI", self._wait)
+        add_common_commands(commands, error_reply=_error_reply)
+        self._add_commands(commands)
+        self.server = BinaryScpiServer(Interpreter(commands), name=self.name)
+
+    def _defaults(self) -> None:
         self.centre_hz = 1e9
         self.sample_rate = 32e6
         self.record_length = 1001
@@ -327,19 +386,29 @@ class AnalyzerService:
         self.continuous = True
         self.data_format = "ASC"
         self.iq_format = "IQP"
+        self.trigger: Literal["IMM", "IFP"] = "IMM"
+        self.trigger_level_dbm = -20.0
+        self.trigger_offset_s = 0.0
         self.overload = False
-        self.captures = 0
         self._capture: npt.NDArray[np.complex64] | None = None
-        commands = CommandSet()
-        add_common_commands(commands, error_reply=_error_reply)
-        self._add_commands(commands)
-        self.server = BinaryScpiServer(Interpreter(commands), name=self.name)
+        self._stale = False  # the last capture was aborted (or failed): its memory is invalid
+
+    @property
+    def measuring(self) -> bool:
+        """A capture is in progress (armed, waiting for its trigger, or recording)."""
+        return self._task is not None and not self._task.done()
+
+    def _cancel(self) -> bool:
+        task, self._task = self._task, None
+        if task is None or task.done():
+            return False
+        task.cancel()
+        return True
 
     def _reset(self, call: Call) -> None:
         call.expect(0)
-        self.centre_hz, self.sample_rate, self.record_length, self.ref_level_dbm = 1e9, 32e6, 1001, 0.0
-        self.continuous, self.data_format, self.iq_format, self.overload = True, "ASC", "IQP", False
-        self._capture = None
+        self._cancel()
+        self._defaults()
 
     def _add_commands(self, c: CommandSet) -> None:
         c.add("*IDN?", lambda call: self.IDN)
@@ -348,6 +417,14 @@ class AnalyzerService:
         c.add("INITiate:CONTinuous", self._init_cont)
         c.add("INITiate:CONTinuous?", lambda call: str(int(self.continuous)))
         c.add("INITiate[:IMMediate]", self._initiate)
+        c.add("ABORt", self._abort)
+        c.add("TRIGger[:SEQuence]:SOURce", self._trigger_source)
+        c.add("TRIGger[:SEQuence]:SOURce?", lambda call: self.trigger)
+        c.add("TRIGger[:SEQuence]:LEVel:IFPower", self._trigger_level)
+        c.add("TRIGger[:SEQuence]:LEVel:IFPower?", lambda call: repr(self.trigger_level_dbm))
+        c.add("TRIGger[:SEQuence]:HOLDoff[:TIME]", self._trigger_offset)
+        c.add("TRIGger[:SEQuence]:HOLDoff[:TIME]?", lambda call: repr(self.trigger_offset_s))
+        c.add("STATus:OPERation[:CONDition]?", lambda call: str(self.MEASURING_BIT if self.measuring else 0))
         c.add("[SENSe]:FREQuency:CENTer", self._centre)
         c.add("[SENSe]:FREQuency:CENTer?", lambda call: repr(self.centre_hz))
         c.add("TRACe:IQ:SRATe", self._srate)
@@ -397,18 +474,80 @@ class AnalyzerService:
             raise ScpiError(ILLEGAL_PARAMETER, "only IQPair is modelled")
         self.iq_format = "IQP"
 
+    def _trigger_source(self, call: Call) -> None:
+        word = call.expect(1)[0].strip().upper()
+        if word in ("IMM", "IMMEDIATE"):
+            self.trigger = "IMM"
+        elif word in ("IFP", "IFPOWER"):
+            self.trigger = "IFP"
+        else:
+            raise ScpiError(ILLEGAL_PARAMETER, "only IMMediate and IFPower triggers are modelled")
+
+    def _trigger_level(self, call: Call) -> None:
+        self.trigger_level_dbm = parse_number(call.expect(1)[0], low=-130.0, high=30.0)
+
+    def _trigger_offset(self, call: Call) -> None:
+        self.trigger_offset_s = parse_number(call.expect(1)[0], low=-10.0, high=10.0)
+
     def _initiate(self, call: Call) -> None:
         call.expect(0)
-        n = self.record_length
-        samples, overload = self._provider(self.centre_hz, self.sample_rate, n, self.ref_level_dbm)
-        array = np.ascontiguousarray(samples, dtype="<c8").reshape(-1)
-        if array.size != n:
-            raise ScpiError(DATA_OUT_OF_RANGE, f"provider returned {array.size} samples, not {n}")
+        if self.measuring:
+            raise ScpiError(SETTINGS_CONFLICT, "a capture is already running (INIT ignored)")
+        request = CaptureRequest(
+            centre_hz=self.centre_hz,
+            sample_rate=self.sample_rate,
+            n_samples=self.record_length,
+            ref_level_dbm=self.ref_level_dbm,
+            trigger=self.trigger,
+            trigger_level_dbm=self.trigger_level_dbm,
+            trigger_offset_s=self.trigger_offset_s,
+        )
+        self._capture, self._stale = None, False
+        self._task = asyncio.get_running_loop().create_task(self._run(request, call.session))
+
+    async def _run(self, request: CaptureRequest, session: Session) -> None:
+        try:
+            samples, overload = await self._source.capture(request)
+            array = np.ascontiguousarray(samples, dtype="<c8").reshape(-1)
+            if array.size != request.n_samples:
+                raise ValueError(f"source returned {array.size} samples, not {request.n_samples}")
+        except asyncio.CancelledError:
+            self._stale = True
+            raise
+        except Exception:
+            _log.exception("%s: IQ capture failed", session.peer)
+            self._stale = True
+            session.error(DATA_STALE)
+            return
         self._capture, self.overload = array, bool(overload)
         self.captures += 1
 
+    def _abort(self, call: Call) -> None:
+        call.expect(0)
+        if self._cancel():
+            self._stale, self._capture = True, None
+            self.aborts += 1
+
+    async def _wait_capture(self) -> None:
+        task = self._task
+        if task is not None and not task.done():
+            await asyncio.wait((task,))  # returns on completion or cancellation alike
+
+    async def _opc_query(self, call: Call) -> str:
+        call.expect(0)
+        await self._wait_capture()
+        return "1"
+
+    async def _wait(self, call: Call) -> None:
+        call.expect(0)
+        await self._wait_capture()
+
     def _data(self, call: Call) -> str:
         call.expect(0)
+        if self.measuring:
+            raise ScpiError(SETTINGS_CONFLICT, "capture in progress: wait for it (*OPC?) or ABORt it")
+        if self._stale:
+            raise ScpiError(DATA_STALE, "the last capture was aborted")
         if self._capture is None:
             raise ScpiError(SETTINGS_CONFLICT, "no capture: send INIT:IMM first")
         if self.data_format != "REAL":
@@ -430,6 +569,9 @@ class AnalyzerService:
         return await self.server.start(host, port)
 
     async def stop(self) -> None:
+        task = self._task
+        if self._cancel() and task is not None:
+            await asyncio.wait((task,))
         await self.server.stop()
 
 
@@ -506,7 +648,10 @@ def parse_wv(data: bytes) -> Wv:
 
 
 class GeneratorService:
-    """An R&S SMBV-style vector generator; `on_waveform` hears every change of what it radiates."""
+    """An R&S SMBV-style vector generator; `on_emission` hears every change of what it radiates.
+
+    ``clock`` is the generator's time base (``started_at`` of an `Emission`, the end of a single playout).
+    """
 
     name = "vsg"
     kind = "scpi"
@@ -515,10 +660,12 @@ class GeneratorService:
     IDN: Final = "Rohde&Schwarz,SMBV100B,1423.1003K02/100002,4.70.026"
     MAX_LEVEL_DBM: Final = 18.0
 
-    def __init__(self, on_waveform: WaveformSink | None = None) -> None:
-        self._sink = on_waveform
+    def __init__(self, on_emission: EmissionSink | None = None, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._sink = on_emission
+        self._clock = clock
         self.waveforms: dict[str, Wv] = {}
         self.uploads = 0
+        self.playouts = 0  # playouts started (AUTO starts and single-shot EXECs)
         self._defaults()
         commands = CommandSet()
         add_common_commands(commands, error_reply=_error_reply)
@@ -532,6 +679,8 @@ class GeneratorService:
         self.arb_on = False
         self.arb_clock_hz = 1e6
         self.selected: str | None = None
+        self.sequence: Literal["AUTO", "SING"] = "AUTO"
+        self.started_at: float | None = None  # the current (or last single-shot) playout's start
 
     def _reset(self, call: Call) -> None:
         call.expect(0)
@@ -551,17 +700,56 @@ class GeneratorService:
         c.add("[SOURce#]:BB:ARBitrary:WAVeform:SELect", self._select)
         c.add("[SOURce#]:BB:ARBitrary:WAVeform:SELect?", lambda call: f"'{self.selected or ''}'")
         c.add("[SOURce#]:BB:ARBitrary:WAVeform:CATalog?", lambda call: ",".join(f"'{n}'" for n in self.waveforms))
-        c.add("[SOURce#]:BB:ARBitrary:CLOCk", self._clock)
+        c.add("[SOURce#]:BB:ARBitrary:CLOCk", self._clock_rate)
         c.add("[SOURce#]:BB:ARBitrary:CLOCk?", lambda call: repr(self.arb_clock_hz))
         c.add("[SOURce#]:BB:ARBitrary[:STATe]", self._arb_state)
         c.add("[SOURce#]:BB:ARBitrary[:STATe]?", lambda call: str(int(self.arb_on)))
+        c.add("[SOURce#]:BB:ARBitrary:SEQuence", self._sequence)
+        c.add("[SOURce#]:BB:ARBitrary:SEQuence?", lambda call: self.sequence)
+        c.add("[SOURce#]:BB:ARBitrary:TRIGger:EXECute", self._execute)
+        c.add("[SOURce#]:BB:ARBitrary:TRIGger:RMODe?", lambda call: "RUN" if self.playing else "STOP")
+
+    def _waveform(self) -> Wv | None:
+        """The waveform the ARB would play (ARB on and a waveform selected), else None."""
+        if not self.arb_on or self.selected is None:
+            return None
+        return self.waveforms.get(self.selected)
+
+    @property
+    def playing(self) -> bool:
+        """A playout is under way: AUTO while the ARB plays, SINGle until n/clock after its EXEC."""
+        wv = self._waveform()
+        if wv is None or self.started_at is None:
+            return False
+        if self.sequence == "AUTO":
+            return True
+        return self._clock() < self.started_at + len(wv.iq) / self.arb_clock_hz
+
+    def emission(self) -> Emission:
+        """What the generator radiates now."""
+        playing = self.playing
+        wv = self._waveform() if playing else None
+        return Emission(
+            freq_hz=self.freq_hz,
+            level_dbm=self.level_dbm,
+            rf_on=self.rf_on,
+            iq=wv.iq if wv is not None else None,
+            clock_hz=self.arb_clock_hz,
+            started_at=self.started_at if playing else None,
+            repeat=self.sequence == "AUTO",
+        )
 
     def _notify(self) -> None:
-        if self._sink is None:
-            return
-        wv = self.waveforms.get(self.selected) if self.arb_on and self.selected else None
-        iq = wv.iq if wv is not None else np.zeros((0, 2), dtype=np.int16)
-        self._sink(self.freq_hz, self.level_dbm, self.rf_on, iq, self.arb_clock_hz)
+        if self._sink is not None:
+            self._sink(self.emission())
+
+    def _restart(self) -> None:
+        """The ARB's playout restarts from the waveform's first sample (AUTO), or stops (SINGle: await EXEC)."""
+        if self.sequence == "AUTO" and self._waveform() is not None:
+            self.started_at = self._clock()
+            self.playouts += 1
+        else:
+            self.started_at = None
 
     def _freq(self, call: Call) -> None:
         self.freq_hz = parse_number(call.expect(1)[0], low=8e3, high=6e9)
@@ -585,6 +773,7 @@ class GeneratorService:
         self.waveforms[name] = wv
         self.uploads += 1
         if name == self.selected:
+            self._restart()
             self._notify()
 
     def _select(self, call: Call) -> None:
@@ -595,9 +784,10 @@ class GeneratorService:
         wv = self.waveforms[name]
         if wv.clock_hz is not None:
             self.arb_clock_hz = wv.clock_hz
+        self._restart()
         self._notify()
 
-    def _clock(self, call: Call) -> None:
+    def _clock_rate(self, call: Call) -> None:
         self.arb_clock_hz = parse_number(call.expect(1)[0], low=400.0, high=600e6)
         self._notify()
 
@@ -605,7 +795,32 @@ class GeneratorService:
         on = parse_bool(call.expect(1)[0])
         if on and self.selected is None:
             raise ScpiError(SETTINGS_CONFLICT, "no waveform selected")
-        self.arb_on = on
+        if on != self.arb_on:
+            self.arb_on = on
+            self._restart()
+        self._notify()
+
+    def _sequence(self, call: Call) -> None:
+        word = call.expect(1)[0].strip().upper()
+        if word == "AUTO":
+            mode: Literal["AUTO", "SING"] = "AUTO"
+        elif word in ("SING", "SINGLE"):
+            mode = "SING"
+        else:
+            raise ScpiError(ILLEGAL_PARAMETER, "only AUTO and SINGle are modelled")
+        if mode != self.sequence:
+            self.sequence = mode
+            self._restart()
+        self._notify()
+
+    def _execute(self, call: Call) -> None:
+        call.expect(0)
+        if self._waveform() is None:
+            raise ScpiError(SETTINGS_CONFLICT, "trigger needs the ARB on with a waveform selected")
+        if self.sequence != "SING":
+            raise ScpiError(TRIGGER_IGNORED, "the ARB runs continuously (SEQ AUTO)")
+        self.started_at = self._clock()  # a trigger during a playout restarts it
+        self.playouts += 1
         self._notify()
 
     # service

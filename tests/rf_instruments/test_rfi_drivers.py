@@ -6,7 +6,7 @@ import socket
 
 import numpy as np
 import pytest
-from conftest import TONE_HZ, LoopThread, ToneProvider, WaveformLog
+from conftest import TONE_HZ, EmissionLog, LoopThread, ToneSource
 
 from instruments.errors import (
     ConnectionLost,
@@ -20,8 +20,8 @@ from instruments.vsg import SignalGenerator, build_wv
 from twin.rf_instruments import AnalyzerService, GeneratorService
 from twin.rf_instruments import build_wv as twin_build_wv
 
-Analyzer = tuple[AnalyzerService, ToneProvider, str]
-Generator = tuple[GeneratorService, WaveformLog, str]
+Analyzer = tuple[AnalyzerService, ToneSource, str]
+Generator = tuple[GeneratorService, EmissionLog, str]
 
 
 def _configured(resource: str, n: int, timeout_s: float = 2.0) -> SignalAnalyzer:
@@ -38,15 +38,17 @@ def _configured(resource: str, n: int, timeout_s: float = 2.0) -> SignalAnalyzer
 
 
 def test_capture_returns_the_providers_samples(analyzer: Analyzer) -> None:
-    _, provider, resource = analyzer
+    _, source, resource = analyzer
     with _configured(resource, 100_000) as vsa:
         assert vsa.identity().maker == "Rohde&Schwarz"
         capture = vsa.capture_iq()
-    assert provider.calls == [(437.5e6, 100e3, 100_000, -10.0)]
+    assert [(r.centre_hz, r.sample_rate, r.n_samples, r.ref_level_dbm, r.trigger) for r in source.requests] == [
+        (437.5e6, 100e3, 100_000, -10.0, "IMM")
+    ]
     assert capture.samples.dtype == np.complex64
     assert capture.samples.shape == (100_000,)
-    assert provider.last is not None
-    np.testing.assert_array_equal(capture.samples, provider.last)
+    assert source.last is not None
+    np.testing.assert_array_equal(capture.samples, source.last)
     assert (capture.sample_rate, capture.centre_hz, capture.ref_level_dbm, capture.overload) == (
         100e3, 437.5e6, -10.0, False,
     )  # fmt: skip
@@ -56,24 +58,24 @@ def test_capture_returns_the_providers_samples(analyzer: Analyzer) -> None:
 
 
 def test_capture_data_containing_newlines_and_repeated_captures(analyzer: Analyzer) -> None:
-    _, provider, resource = analyzer
+    _, source, resource = analyzer
     with _configured(resource, 4096) as vsa:
         for _ in range(3):
             capture = vsa.capture_iq()
-            assert provider.last is not None
-            np.testing.assert_array_equal(capture.samples, provider.last)
+            assert source.last is not None
+            np.testing.assert_array_equal(capture.samples, source.last)
             assert b"\n" in capture.samples.tobytes()
         # the stream is still in sync for text exchanges afterwards
         assert vsa.record_length() == 4096
-    assert len(provider.calls) == 3
+    assert len(source.requests) == 3
 
 
 def test_overload_flag_propagates(analyzer: Analyzer) -> None:
-    _, provider, resource = analyzer
+    _, source, resource = analyzer
     with _configured(resource, 100) as vsa:
-        provider.overload = True
+        source.overload = True
         assert vsa.capture_iq().overload is True
-        provider.overload = False
+        source.overload = False
         assert vsa.capture_iq().overload is False
 
 
@@ -145,8 +147,8 @@ def test_settings_and_rf_on_reach_the_sink(generator: Generator) -> None:
         vsg.set_level(-90.0)
         vsg.set_rf(True)
         assert vsg.rf_on() and vsg.frequency() == 437.5e6 and vsg.level() == -90.0
-    freq, level, rf_on, iq, _ = log.events[-1]
-    assert (freq, level, rf_on, iq.shape) == (437.5e6, -90.0, True, (0, 2))
+    last = log.events[-1]
+    assert (last.freq_hz, last.level_dbm, last.rf_on, last.iq, last.started_at) == (437.5e6, -90.0, True, None, None)
 
 
 def test_waveform_upload_round_trips_exactly(generator: Generator) -> None:
@@ -166,10 +168,16 @@ def test_waveform_upload_round_trips_exactly(generator: Generator) -> None:
         assert vsg.arb_on()
         assert vsg.scpi.query("SOUR:BB:ARB:WAV:SEL?") == "'/var/user/beacon.wv'"
     np.testing.assert_array_equal(service.waveforms["/var/user/beacon.wv"].iq, iq)
-    freq, level, rf_on, sink_iq, clock = log.events[-1]
-    assert (freq, level, rf_on, clock) == (437.5e6, -90.0, True, 76.8e3)
-    assert sink_iq.dtype == np.int16
-    np.testing.assert_array_equal(sink_iq, iq)
+    last = log.events[-1]
+    assert (last.freq_hz, last.level_dbm, last.rf_on, last.clock_hz, last.repeat) == (
+        437.5e6,
+        -90.0,
+        True,
+        76.8e3,
+        True,
+    )
+    assert last.iq is not None and last.iq.dtype == np.int16
+    np.testing.assert_array_equal(last.iq, iq)
 
 
 def test_complex_waveform_is_scaled_to_int16(generator: Generator) -> None:
@@ -204,7 +212,7 @@ def test_safe_state_turns_rf_off_and_verifies(generator: Generator) -> None:
         assert service.rf_on
         vsg.safe_state()
         assert not service.rf_on and not vsg.rf_on()
-    assert log.events[-1][2] is False
+    assert log.events[-1].rf_on is False
 
 
 def test_safe_state_recovers_from_a_dropped_link(generator: Generator, loop_thread: LoopThread) -> None:

@@ -6,9 +6,9 @@ import socket
 
 import numpy as np
 import pytest
-from conftest import LoopThread, ToneProvider, WaveformLog
+from conftest import EmissionLog, LoopThread, ToneSource
 
-import instruments.vsa as vsa_module
+import instruments.scpi as scpi_module
 from instruments.scpi import resource_manager
 from instruments.vsa import SignalAnalyzer
 from twin.rf_instruments import (
@@ -20,8 +20,8 @@ from twin.rf_instruments import (
     parse_wv,
 )
 
-Analyzer = tuple[AnalyzerService, ToneProvider, str]
-Generator = tuple[GeneratorService, WaveformLog, str]
+Analyzer = tuple[AnalyzerService, ToneSource, str]
+Generator = tuple[GeneratorService, EmissionLog, str]
 
 
 def _connect(resource: str) -> socket.socket:
@@ -85,13 +85,13 @@ def test_wv_checksum_is_verified() -> None:
 
 
 def test_analyzer_block_reply_is_ieee_definite_with_newline(analyzer: Analyzer) -> None:
-    _, provider, resource = analyzer
+    _, source, resource = analyzer
     with _connect(resource) as sock:
         sock.sendall(b"FORM REAL,32;:TRAC:IQ:RLEN 10;:INIT:IMM;*OPC?\n")
         assert _readline(sock) == b"1\n"
         sock.sendall(b"TRAC:IQ:DATA:MEM?\n")
-        assert provider.last is not None
-        expected = b"#280" + provider.last.tobytes() + b"\n"
+        assert source.last is not None
+        expected = b"#280" + source.last.tobytes() + b"\n"
         got = b""
         while len(got) < len(expected):
             got += sock.recv(4096)
@@ -100,7 +100,7 @@ def test_analyzer_block_reply_is_ieee_definite_with_newline(analyzer: Analyzer) 
 
 def test_pyvisa_default_binary_query_reads_the_block(analyzer: Analyzer) -> None:
     """The block is what stock pyvisa expects too (header, float32 LE, trailing newline)."""
-    _, provider, resource = analyzer
+    _, source, resource = analyzer
     with SignalAnalyzer(resource, 2.0) as vsa:
         vsa.reset()
         vsa.set_record_length(1000)
@@ -111,26 +111,26 @@ def test_pyvisa_default_binary_query_reads_the_block(analyzer: Analyzer) -> None
         assert res.query("*IDN?").startswith("Rohde&Schwarz")
     finally:
         res.close()
-    assert provider.last is not None
-    np.testing.assert_array_equal(values.astype(np.float32).view(np.complex64), provider.last)
+    assert source.last is not None
+    np.testing.assert_array_equal(values.astype(np.float32).view(np.complex64), source.last)
 
 
 def test_generic_pyvisa_fallback_path(analyzer: Analyzer, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without pyvisa-py internals the driver reads the block with pyvisa's read_bytes (termchar off)."""
-    _, provider, resource = analyzer
-    monkeypatch.setattr(vsa_module._BlockReader, "read_into", vsa_module._BlockReader._fallback_into)
+    _, source, resource = analyzer
+    monkeypatch.setattr(scpi_module._BlockReader, "read_into", scpi_module._BlockReader._fallback_into)
     with SignalAnalyzer(resource, 2.0) as vsa:
         vsa.reset()
         vsa.set_record_length(20_000)
         capture = vsa.capture_iq()
         assert vsa.record_length() == 20_000
-    assert provider.last is not None and b"\n" in provider.last.tobytes()
-    np.testing.assert_array_equal(capture.samples, provider.last)
+    assert source.last is not None and b"\n" in source.last.tobytes()
+    np.testing.assert_array_equal(capture.samples, source.last)
 
 
 def test_endpoints_and_default_ports(loop_thread: LoopThread) -> None:
     assert (VSA_PORT, VSG_PORT) == (5026, 5027)
-    service = AnalyzerService(ToneProvider())
+    service = AnalyzerService(ToneSource())
     with pytest.raises(RuntimeError):
         service.endpoints()
     port = loop_thread.run(service.start("127.0.0.1", 0))
@@ -140,7 +140,7 @@ def test_endpoints_and_default_ports(loop_thread: LoopThread) -> None:
         assert record["port"] == port and record["kind"] == "scpi"
     finally:
         loop_thread.run(service.stop())
-    gen = GeneratorService(WaveformLog())
+    gen = GeneratorService(EmissionLog())
     port = loop_thread.run(gen.start("127.0.0.1", 0))
     try:
         assert gen.endpoints()["vsg"]["port"] == port

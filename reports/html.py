@@ -10,7 +10,8 @@ The document is built in two steps so the template stays free of logic:
 Everything the journal says is untrusted text and is escaped by the template. Attachments are linked by
 their path relative to the run directory; a path that is absolute, climbs out with ``..`` or carries a URL
 scheme is shown as text and never linked or read. Traces (mime :data:`TRACE_MIME`) are read from the run
-directory and drawn inline by :func:`reports.svgplot.line_plot`; an unreadable trace is noted, not fatal.
+directory and drawn inline by :func:`reports.svgplot.line_plot`, XY plots (mime :data:`PLOT_MIME`: spectra,
+FER curves) by :func:`reports.svgplot.xy_plot`; an unreadable trace or plot is noted, not fatal.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from reports.journal import (
     parse_time,
     read_journal,
 )
-from reports.svgplot import line_plot
+from reports.svgplot import PLOT_MIME, PlotSpec, line_plot, xy_plot
 from reports.vcrm import (
     LEVELS,
     METHODS,
@@ -65,6 +66,7 @@ from reports.vcrm import (
 __all__ = [
     "JOURNAL_NAME",
     "PDF_TABLE_ROWS",
+    "PLOT_MIME",
     "REPORT_NAME",
     "REQUIREMENTS_NAME",
     "TRACE_MIME",
@@ -287,6 +289,8 @@ class ReportView:
     """The PDF layout: long measurement tables condensed, full tables in Appendix A."""
     appendix: tuple[AppendixTable, ...] = ()
     appendix_threshold: int = PDF_TABLE_ROWS
+    trends: Markup | None = None
+    """The body of the "Trends" section (reports.trends.report_trend_section, already escaped)."""
 
 
 SIGN_OFF_ROLES: Final = ("Test conductor", "Quality assurance", "Customer representative")
@@ -296,7 +300,13 @@ SIGN_OFF_ROLES: Final = ("Test conductor", "Quality assurance", "Customer repres
 # Public API
 
 
-def write_html_report(run_dir: Path, requirements: Path | str | None = None) -> Path:
+def write_html_report(
+    run_dir: Path,
+    requirements: Path | str | None = None,
+    *,
+    db_url: str | None = None,
+    trend_baseline: str | None = None,
+) -> Path:
     """Write ``<run_dir>/report.html`` from ``<run_dir>/journal.jsonl``; return the report's path.
 
     ``requirements`` is the requirements file the VCRM section is built from; by default the
@@ -304,12 +314,16 @@ def write_html_report(run_dir: Path, requirements: Path | str | None = None) -> 
     ``run_start.limits_file``). A missing or invalid requirements file is reported in the VCRM section and
     in the notes; it does not stop the report.
 
+    ``db_url`` is the results database (SQLAlchemy URL, as ``$BENCH_DB``) the "Trends" section compares this
+    run with; without it the section says that no database was given. ``trend_baseline``: the run id the
+    regressions are flagged against (default: the previous run in the database).
+
     Raises :class:`reports.journal.JournalError` if the journal is missing or unreadable.
     The file is written to a temporary name and renamed, so a reader never sees half a report.
     """
     run_dir = Path(run_dir)
     record = read_journal(run_dir / JOURNAL_NAME)
-    html = render_html(record, run_dir, requirements=requirements)
+    html = render_html(record, run_dir, requirements=requirements, db_url=db_url, trend_baseline=trend_baseline)
     return _write_atomic(run_dir / REPORT_NAME, html)
 
 
@@ -330,12 +344,21 @@ def render_html(
     now: datetime | None = None,
     requirements: Path | str | None = None,
     pdf: bool = False,
+    db_url: str | None = None,
+    trend_baseline: str | None = None,
 ) -> str:
     """The report as an HTML string. ``run_dir`` is where attachments are read from (default: the
     journal's directory); ``now`` is the generation time printed on the cover (default: the clock);
-    ``requirements``: see :func:`write_html_report`; ``pdf``: the PDF layout (see :data:`PDF_TABLE_ROWS`)."""
+    ``requirements``, ``db_url``, ``trend_baseline``: see :func:`write_html_report`; ``pdf``: the PDF layout
+    (see :data:`PDF_TABLE_ROWS`)."""
     view = build_view(
-        record, run_dir if run_dir is not None else record.path.parent, now=now, requirements=requirements, pdf=pdf
+        record,
+        run_dir if run_dir is not None else record.path.parent,
+        now=now,
+        requirements=requirements,
+        pdf=pdf,
+        db_url=db_url,
+        trend_baseline=trend_baseline,
     )
     return _template().render(r=view)
 
@@ -376,6 +399,8 @@ def build_view(
     now: datetime | None = None,
     requirements: Path | str | None = None,
     pdf: bool = False,
+    db_url: str | None = None,
+    trend_baseline: str | None = None,
 ) -> ReportView:
     notes: list[str] = list(record.warnings)
     run = record.run
@@ -479,7 +504,50 @@ def build_view(
         vcrm=vcrm,
         pdf=pdf,
         appendix=appendix,
+        trends=_trends(record, db_url, trend_baseline, notes),
     )
+
+
+def _trends(record: RunRecord, db_url: str | None, baseline: str | None, notes: list[str]) -> Markup:
+    """This run against earlier runs in the results database; a plain statement when that cannot be done."""
+    if db_url is None:
+        return Markup(
+            "<p>Trends not computed: this report was built without a results database "
+            "(no <code>db_url</code> given to the report builder).</p>"
+        )
+    run = record.run
+    if run is None or not run.run_id:
+        return Markup("<p>Trends not computed: the journal has no run start, so the run has no ID.</p>")
+    # imported here: SQLAlchemy is only loaded when a report compares runs
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from reports.db import DatabaseError, open_db
+    from reports.trends import CurrentValue, ResultsError, report_trend_section, report_trends
+
+    current = [
+        CurrentValue(m.test_id, m.name, float(m.value), m.units, m.low, m.high, m.verdict, m.uncertainty)
+        for m in record.measurements()
+        if isinstance(m.value, int | float) and not isinstance(m.value, bool) and math.isfinite(m.value)
+    ]
+    try:
+        engine = open_db(db_url, create=False)
+    except DatabaseError as exc:
+        return Markup("<p>Trends not available: {}.</p>").format(exc)
+    try:
+        report = report_trends(
+            engine,
+            run.run_id,
+            parse_time(run.time),
+            current,
+            model_level=run.model_level or (run.dut.model_level if run.dut else ""),
+            baseline=baseline,
+        )
+        return report_trend_section(report)
+    except (ResultsError, SQLAlchemyError) as exc:
+        notes.append(f"trends not computed: {exc}")
+        return Markup("<p>Trends not available: {}.</p>").format(exc)
+    finally:
+        engine.dispose()
 
 
 def _run_duration(record: RunRecord) -> str:
@@ -559,28 +627,53 @@ def _attachment_view(a: Attachment, run_dir: Path, notes: list[str]) -> Attachme
         notes.append(f"attachment {name!r}: path {a.path!r} is not inside the run directory; not linked")
         return AttachmentView(name, a.path, None, a.mime, None, "", "path outside the run directory: not linked")
     href = quote(rel.as_posix())
-    if a.mime != TRACE_MIME:
+    if a.mime not in (TRACE_MIME, PLOT_MIME):
         return AttachmentView(name, a.path, href, a.mime, None, "", "")
     try:
-        plot, caption = _trace_plot(run_dir, rel)
+        plot, caption = _trace_plot(run_dir, rel) if a.mime == TRACE_MIME else _xy_plot(run_dir, rel)
     except (OSError, ValueError) as exc:
-        note = f"trace could not be drawn: {exc}"
+        note = f"{'trace' if a.mime == TRACE_MIME else 'plot'} could not be drawn: {exc}"
         notes.append(f"attachment {name!r}: {note}")
         return AttachmentView(name, a.path, href, a.mime, None, "", note)
     return AttachmentView(name, a.path, href, a.mime, plot, caption, "")
 
 
-def _trace_plot(run_dir: Path, rel: PurePosixPath) -> tuple[Markup, str]:
+def _read_json(run_dir: Path, rel: PurePosixPath) -> object:
     base = run_dir.resolve()
     file = (base / rel).resolve()
     if not file.is_relative_to(base):
         raise ValueError("the file lies outside the run directory")
     try:
-        obj = json.loads(file.read_text(encoding="utf-8"))
+        return json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ValueError(f"{rel} not found in the run directory") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{rel} is not valid JSON ({exc})") from None
+
+
+def _xy_plot(run_dir: Path, rel: PurePosixPath) -> tuple[Markup, str]:
+    try:
+        spec = PlotSpec.from_json(_read_json(run_dir, rel))
+    except ValueError as exc:
+        raise ValueError(f"{rel}: {exc}" if not str(exc).startswith(str(rel)) else str(exc)) from None
+    svg = xy_plot(
+        spec.series,
+        title=spec.title,
+        x_label=spec.x_label,
+        x_units=spec.x_units,
+        y_label=spec.y_label,
+        y_units=spec.y_units,
+        log_y=spec.log_y,
+    )
+    caption = "; ".join(
+        f"{s.name}: {'limit' if s.style == 'limit' else f'{len(s.x)} point' + ('s' if len(s.x) != 1 else '')}"
+        for s in spec.series
+    )
+    return Markup(svg), caption  # safe: xy_plot escapes every text it places
+
+
+def _trace_plot(run_dir: Path, rel: PurePosixPath) -> tuple[Markup, str]:
+    obj = _read_json(run_dir, rel)
     if not isinstance(obj, dict):
         raise ValueError(f"{rel}: expected a JSON object")
     interval = obj.get("interval_s")

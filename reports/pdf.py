@@ -79,7 +79,11 @@ class ReportFiles:
 
 
 def write_pdf_report(
-    run_dir: Path | str, requirements: Path | str | None = None, *, engine: Engine | None = None
+    run_dir: Path | str,
+    requirements: Path | str | None = None,
+    *,
+    engine: Engine | None = None,
+    db_url: str | None = None,
 ) -> Path:
     """Write ``<run_dir>/report.pdf``; return its path.
 
@@ -90,7 +94,7 @@ def write_pdf_report(
     run_dir = Path(run_dir)
     chosen, chromium = available_engine(engine)
     record = read_journal(run_dir / JOURNAL_NAME)
-    html = render_html(record, run_dir, requirements=requirements, pdf=True)
+    html = render_html(record, run_dir, requirements=requirements, pdf=True, db_url=db_url)
     target = run_dir / PDF_NAME
     tmp = target.with_name(f".{PDF_NAME}.{os.getpid()}.tmp")
     try:
@@ -105,13 +109,18 @@ def write_pdf_report(
 
 
 def write_reports(
-    run_dir: Path | str, requirements: Path | str | None = None, *, engine: Engine | None = None
+    run_dir: Path | str,
+    requirements: Path | str | None = None,
+    *,
+    engine: Engine | None = None,
+    db_url: str | None = None,
 ) -> ReportFiles:
     """HTML, then PDF. A PDF that cannot be made is returned as ``problem`` (one line); the HTML is always
-    written. Raises :class:`reports.journal.JournalError` when the journal cannot be read."""
-    html = write_html_report(Path(run_dir), requirements)
+    written. ``db_url``: the results database whose earlier runs feed the trend section. Raises
+    :class:`reports.journal.JournalError` when the journal cannot be read."""
+    html = write_html_report(Path(run_dir), requirements, db_url=db_url)
     try:
-        pdf = write_pdf_report(run_dir, requirements, engine=engine)
+        pdf = write_pdf_report(run_dir, requirements, engine=engine, db_url=db_url)
     except PdfError as exc:
         return ReportFiles(html, None, str(exc))
     return ReportFiles(html, pdf, "")

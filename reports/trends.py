@@ -22,7 +22,13 @@ with the baseline's value ``v0``; for a later value ``v``:
   shift away from the limits is reported as a note, not a regression.
 
 :func:`run_trends` — the trends of every measurement of one run, as they stood at that run: the input
-of :func:`trend_section_html`, the HTML fragment for the run's report.
+of :func:`trend_section_html`, an HTML fragment with one full plot per measurement.
+
+:func:`report_trends` / :func:`report_trend_section` — the "Trends" section of report.html: every numeric
+measurement of the run being reported (taken from its journal, so the run need not be imported yet) against
+the same test id + measurement name in the last earlier runs at the same model level (two queries whatever
+the number of measurements), regressions flagged against the previous run (or a chosen baseline), drift,
+one sparkline per row, regressions listed first and the rows capped.
 
 :func:`compare` — two runs side by side: every measurement with its two values, the difference and that
 difference as a % of the limit span, verdict changes; tests found in only one run; test outcome changes.
@@ -48,13 +54,18 @@ from reports.svgplot import nice_ticks
 __all__ = [
     "DEFAULT_K",
     "DEFAULT_SPAN_PCT",
+    "REPORT_LAST",
+    "REPORT_MAX_ROWS",
     "Comparison",
     "Crossing",
+    "CurrentValue",
     "Drift",
     "Flag",
     "MeasurementDelta",
+    "MeasurementTrend",
     "OutcomeChange",
     "ResultsError",
+    "RunTrendReport",
     "Trend",
     "TrendPoint",
     "compare",
@@ -62,7 +73,10 @@ __all__ = [
     "drift",
     "flag_regressions",
     "format_table",
+    "report_trend_section",
+    "report_trends",
     "run_trends",
+    "sparkline",
     "trend",
     "trend_section_html",
     "trend_svg",
@@ -719,4 +733,281 @@ def trend_section_html(trends: Sequence[Trend], *, title: str = "Trends") -> Mar
             parts.append("</table>")
         parts.append("</div>")
     parts.append("</section>")
+    return Markup("".join(parts))
+
+
+# --------------------------------------------------------------------------------------------------------
+# The "Trends" section of report.html: this run (from its journal) against earlier runs (from the database)
+
+REPORT_LAST: Final = 10
+"""Earlier runs the report's trend section looks back over (the `bench trend` CLI can go further)."""
+REPORT_MAX_ROWS: Final = 200
+"""Measurements listed in the report's trend section; the rest are counted (regressions are listed first)."""
+
+
+@dataclass(frozen=True)
+class CurrentValue:
+    """One numeric measurement of the run being reported, as its journal has it."""
+
+    test_id: str
+    name: str
+    value: float
+    units: str
+    low: float | None
+    high: float | None
+    verdict: str
+    uncertainty: float | None = None
+
+
+@dataclass(frozen=True)
+class MeasurementTrend:
+    """One measurement (test id + name) of this run with its values in earlier runs (oldest first)."""
+
+    test_id: str
+    name: str
+    points: tuple[TrendPoint, ...]
+    """Earlier runs, then this run last."""
+    baseline: TrendPoint | None
+    """None: the baseline run has no value of this measurement."""
+    drift: Drift
+    flags: tuple[Flag, ...]
+
+    @property
+    def current(self) -> TrendPoint:
+        return self.points[-1]
+
+    @property
+    def regression(self) -> bool:
+        return any(f.regression for f in self.flags)
+
+
+@dataclass(frozen=True)
+class RunTrendReport:
+    run_id: str
+    earlier_runs: tuple[str, ...]
+    """The earlier runs compared with (newest first)."""
+    baseline_run: str | None
+    baseline_is_default: bool
+    items: tuple[MeasurementTrend, ...]
+    """Measurements with at least one earlier value, in the order of this run."""
+    new: int
+    """Numeric measurements of this run with no earlier value in the window."""
+    model_level: str
+    k: float
+    span_pct: float
+
+    @property
+    def regressions(self) -> tuple[MeasurementTrend, ...]:
+        return tuple(t for t in self.items if t.regression)
+
+
+def report_trends(
+    db: Engine | Connection,
+    run_id: str,
+    started: datetime | None,
+    current: Iterable[CurrentValue],
+    *,
+    model_level: str = "",
+    last: int = REPORT_LAST,
+    baseline: str | None = None,
+    k: float = DEFAULT_K,
+    span_pct: float = DEFAULT_SPAN_PCT,
+) -> RunTrendReport:
+    """This run's measurements (``current``, from its journal: the run need not be in the database yet)
+    against the ``last`` runs that started before it at the same model level. Measurements are matched by
+    test id and name (the last value of a pair in a run counts). The baseline is ``baseline`` (a run id;
+    :class:`ResultsError` if the database does not hold it), else the previous run.
+
+    Two queries whatever the number of measurements: the earlier runs, then their numeric values."""
+    r, m = runs.c, measurements.c
+    ours: dict[tuple[str, str], CurrentValue] = {}
+    for c in current:
+        ours[(c.test_id, c.name)] = c  # the last value of a pair in the run wins
+    start = _utc(started)
+    with _connect(db) as conn:
+        query = select(r.id, r.run_id, r.started_at, r.model_level, r.status).where(r.run_id != run_id)
+        if model_level:
+            query = query.where(r.model_level == model_level)
+        if start is not None:
+            query = query.where(r.started_at < start.replace(tzinfo=None))
+        earlier = conn.execute(query.order_by(r.started_at.desc(), r.id.desc()).limit(max(1, last))).all()
+        run_rows = {int(row.id): row for row in earlier}
+        base_pk: int | None = int(earlier[0].id) if earlier else None
+        if baseline is not None:
+            chosen = conn.execute(
+                select(r.id, r.run_id, r.started_at, r.model_level, r.status).where(r.run_id == baseline)
+            ).first()
+            if chosen is None:
+                raise ResultsError(f"baseline run {baseline!r} is not in the database")
+            base_pk = int(chosen.id)
+            run_rows.setdefault(base_pk, chosen)
+        values: dict[tuple[str, str], dict[int, tuple[int, TrendPoint]]] = {}
+        if run_rows:
+            rows = conn.execute(
+                select(
+                    m.run_pk, m.seq, m.test_id, m.name, m.value, m.verdict, m.low, m.high, m.units, m.uncertainty
+                ).where(m.run_pk.in_(list(run_rows)), m.value.is_not(None))
+            ).all()
+            info = {pk: (str(run.run_id), _utc(run.started_at), str(run.model_level), str(run.status))
+                    for pk, run in run_rows.items()}  # fmt: skip
+            for run_pk, seq, test_id, name, value, verdict, low, high, units, u in rows:  # positional: fast
+                key = (test_id, name)
+                if key not in ours:
+                    continue
+                per_run = values.setdefault(key, {})
+                held = per_run.get(run_pk)
+                if held is not None and held[0] > seq:
+                    continue
+                rid, when, level, status = info[run_pk]
+                point = TrendPoint(rid, when, float(value), verdict, low, high, units, u, level, status)
+                per_run[run_pk] = (seq, point)
+    window = {int(row.id) for row in earlier}
+    items: list[MeasurementTrend] = []
+    new = 0
+    for key, c in ours.items():
+        per_run = values.get(key, {})
+        past = sorted((p for pk, (_, p) in per_run.items() if pk in window), key=_order)
+        if not past:
+            new += 1
+            continue
+        now = TrendPoint(run_id, start, c.value, c.verdict, c.low, c.high, c.units, c.uncertainty, model_level,
+                         "complete")  # fmt: skip
+        points = (*past, now)
+        held = per_run.get(base_pk) if base_pk is not None else None
+        base = held[1] if held is not None else None
+        flags = flag_regressions(base, [now], k=k, span_pct=span_pct) if base is not None else ()
+        items.append(MeasurementTrend(c.test_id, c.name, points, base, drift(points), flags))
+    base_run = str(run_rows[base_pk].run_id) if base_pk is not None else None
+    return RunTrendReport(
+        run_id=run_id,
+        earlier_runs=tuple(str(row.run_id) for row in earlier),
+        baseline_run=base_run,
+        baseline_is_default=baseline is None,
+        items=tuple(items),
+        new=new,
+        model_level=model_level,
+        k=k,
+        span_pct=span_pct,
+    )
+
+
+def sparkline(points: Sequence[TrendPoint], *, width: int = 120, height: int = 26) -> str:
+    """A tiny inline SVG of the values (last point coloured by its verdict) with the latest limits dashed
+    when they fall in or near the range of the values."""
+    values = [p.value for p in points]
+    last = points[-1]
+    lo, hi = min(values), max(values)
+    limits = [x for x in (last.low, last.high) if x is not None]
+    span = hi - lo
+    near = [x for x in limits if lo - span <= x <= hi + span] if span > 0 else []
+    lo, hi = min([lo, *near]), max([hi, *near])
+    if hi == lo:
+        lo, hi = lo - 1.0, hi + 1.0
+
+    def py(v: float) -> float:
+        return 3 + (height - 6) * (1 - (v - lo) / (hi - lo))
+
+    n = len(values)
+
+    def px(i: int) -> float:
+        return 3 + (width - 6) * (i / (n - 1) if n > 1 else 0.5)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="spark" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="trend">'
+    ]
+    for x in near:
+        parts.append(
+            f'<line x1="0" y1="{py(x):.1f}" x2="{width}" y2="{py(x):.1f}" stroke="#c62828" stroke-dasharray="3 2"/>'
+        )
+    if n > 1:
+        pts = " ".join(f"{px(i):.1f},{py(v):.1f}" for i, v in enumerate(values))
+        parts.append(f'<polyline fill="none" stroke="#1f5fa8" stroke-width="1.2" points="{pts}"/>')
+    colour = _COLOURS.get(last.verdict, "#1f5fa8")
+    parts.append(f'<circle cx="{px(n - 1):.1f}" cy="{py(values[-1]):.1f}" r="2.5" fill="{colour}"/></svg>')
+    return "".join(parts)
+
+
+def _limits_text(p: TrendPoint) -> str:
+    if p.low is None and p.high is None:
+        return "—"
+    return f"[{_num(p.low) or '−∞'}, {_num(p.high) or '+∞'}]"
+
+
+def report_trend_section(report: RunTrendReport, *, max_rows: int = REPORT_MAX_ROWS) -> Markup:
+    """The body of report.html's "Trends" section (every text escaped here): a summary, then one row per
+    measurement — regressions first, then other flags, then those projected to cross a limit within five
+    runs, then the rest in run order — capped at ``max_rows`` with the number left out said."""
+    level = f" at model level {report.model_level}" if report.model_level else ""
+    if not report.earlier_runs:
+        return Markup(
+            f"<p>No earlier runs{escape(level)} in the results database: nothing to compare this run with, "
+            "no trend and no regression check.</p>"
+        )
+    which = "the previous run" if report.baseline_is_default else "chosen for this report"
+    regressions = report.regressions
+    summary = (
+        f"Compared with the {len(report.earlier_runs)} earlier run(s){level} in the results database "
+        f"(newest: {report.earlier_runs[0]}, oldest: {report.earlier_runs[-1]}); baseline: run "
+        f"{report.baseline_run} ({which}). Regression rule: verdict worse, or moved more than "
+        f"{report.k:g}×u or {report.span_pct:g} % of the limit span towards a limit."
+    )
+    counts = (
+        f"{len(report.items)} measurement(s) with earlier values: "
+        + (f"{len(regressions)} regression(s) flagged" if regressions else "no regression")
+        + (f"; {report.new} measurement(s) of this run have no earlier value" if report.new else "")
+        + "."
+    )
+    parts = [
+        f"<p>{escape(summary)}</p>",
+        f'<p class="{"bad-note" if regressions else "ok"}" id="trends-counts">{escape(counts)}</p>',
+    ]
+    if not report.items:
+        return Markup("".join(parts))
+
+    def rank(i: int, t: MeasurementTrend) -> tuple[int, int]:
+        c = t.drift.crossing
+        soon = c is not None and c.runs_ahead <= 5
+        return (0 if t.regression else 1 if t.flags else 2 if soon else 3, i)
+
+    order = sorted(range(len(report.items)), key=lambda i: rank(i, report.items[i]))
+    shown = order[:max_rows]
+    parts.append(
+        '<table class="trends"><thead><tr><th>#</th><th>Measurement</th><th>Test</th><th>Runs</th>'
+        "<th>Trend</th><th>Baseline</th><th>This run</th><th>Change</th><th>Limits</th><th>Drift / run</th>"
+        "<th>Flags</th></tr></thead><tbody>"
+    )
+    for n, i in enumerate(shown, 1):
+        t = report.items[i]
+        now = t.current
+        units = f" {now.units}" if now.units else ""
+        base = f"{_num(t.baseline.value)}{units}" if t.baseline is not None else "not in baseline"
+        change = _num(now.value - t.baseline.value, sign=True) if t.baseline is not None else ""
+        slope = t.drift.slope_per_run
+        drift_text = _num(slope, sign=True) if slope is not None else ""
+        c = t.drift.crossing
+        if c is not None:
+            drift_text += (
+                f" (beyond {c.limit} limit)" if c.runs_ahead == 0 else f" ({c.limit} limit in {c.runs_ahead:.1f} runs)"
+            )
+        flags = "; ".join(("REGRESSION — " if f.regression else "") + f"{f.kind}: {f.message}" for f in t.flags)
+        row_class = "row-fail" if t.regression else "row-marginal" if t.flags else "row-pass"
+        parts.append(
+            f'<tr class="trend {row_class}"><td class="num">{n}</td><td>{escape(t.name)}</td>'
+            f'<td class="mono">{escape(t.test_id)}</td><td class="num">{len(t.points)}</td>'
+            f'<td>{sparkline(t.points)}</td><td class="num">{escape(base)}</td>'
+            f'<td class="num">{escape(_num(now.value) + units)} <span class="v v-{escape(now.verdict)}">'
+            f'{escape(now.verdict)}</span></td><td class="num">{escape(change)}</td>'
+            f'<td class="num">{escape(_limits_text(now))}</td><td class="num">{escape(drift_text)}</td>'
+            f"<td>{escape(flags)}</td></tr>"
+        )
+    parts.append("</tbody></table>")
+    left_out = len(order) - len(shown)
+    if left_out:
+        missed = sum(1 for i in order[max_rows:] if report.items[i].regression)
+        tail = f", {missed} of them with a regression" if missed else ", none of them flagged"
+        parts.append(
+            f'<p class="muted" id="trends-omitted">{left_out} more measurement(s) not listed (the first '
+            f"{max_rows} are shown, flagged ones first){escape(tail)}; see `bench trend MEASUREMENT`.</p>"
+        )
     return Markup("".join(parts))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -134,32 +135,51 @@ def twin(
 
 @app.command()
 def safe(bench_config: ConfigOpt = None) -> None:
-    """Put a bench in safe state now: every supply output off. Works while a run is in progress."""
+    """Put a bench in safe state now: every supply output off, generator RF off. Works while a run is in progress."""
     try:
         loaded = load_config(bench_config)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
-    psu = loaded.config.instruments["psu"]
-    if psu.resource.startswith("twin:"):
-        name = psu.resource.removeprefix("twin:")
-        resources = [str(t["endpoints"][name]["resource"]) for t in running_twins() if name in t["endpoints"]]
-        if not resources:
-            console.print("no auto-started twin is running: nothing to make safe")
-            return
-    else:
-        resources = [psu.resource]
-    failed = False
-    for resource in resources:
+    instruments = loaded.config.instruments
+    psu = instruments["psu"]
+
+    def supply_off(resource: str) -> str:
+        supply = open_power_supply(psu.driver, resource, psu.timeout_s)
         try:
-            supply = open_power_supply(psu.driver, resource, psu.timeout_s)
+            supply.all_outputs_off()
+        finally:
+            supply.close()
+        return f"{psu.driver} at {resource}: all outputs off"
+
+    actions: list[tuple[str, Callable[[str], str]]] = [(psu.resource, supply_off)]
+    generator = instruments.generator
+    if generator is not None:
+
+        def generator_off(resource: str) -> str:
+            from instruments.vsg import SignalGenerator
+
+            # The ceiling only guards level settings; safe state sets none.
+            with SignalGenerator(resource, max_level_dbm=-200.0, timeout_s=generator.timeout_s) as gen:
+                gen.safe_state()
+            return f"{generator.driver} at {resource}: RF and ARB off"
+
+        actions.append((generator.resource, generator_off))
+    failed = False
+    for configured, action in actions:
+        if configured.startswith("twin:"):
+            name = configured.removeprefix("twin:")
+            resources = [str(t["endpoints"][name]["resource"]) for t in running_twins() if name in t["endpoints"]]
+            if not resources:
+                console.print(f"no auto-started twin is running: nothing to make safe ({configured})")
+                continue
+        else:
+            resources = [configured]
+        for resource in resources:
             try:
-                supply.all_outputs_off()
-            finally:
-                supply.close()
-            console.print(f"[green]safe[/]: {psu.driver} at {resource}: all outputs off", highlight=False)
-        except InstrumentError as exc:
-            failed = True
-            console.print(f"[bold red]NOT SAFE[/]: {psu.driver} at {resource}: {exc}", highlight=False)
+                console.print(f"[green]safe[/]: {action(resource)}", highlight=False)
+            except InstrumentError as exc:
+                failed = True
+                console.print(f"[bold red]NOT SAFE[/]: {resource}: {exc}", highlight=False)
     if failed:
         raise typer.Exit(1)
 
@@ -172,8 +192,14 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run directory (holds 
 
     if not (run_dir / "journal.jsonl").exists():
         raise _fail(f"{run_dir}: no journal.jsonl here; give a run directory such as runs/latest")
+    from reports.db import default_url
+
     try:
-        files = write_reports(run_dir)
+        # Trends against the runs in the results DB next to this run (or $BENCH_DB).
+        local = run_dir.resolve().parent / "results.sqlite"
+        files = write_reports(
+            run_dir, db_url=os.environ.get("BENCH_DB") or (f"sqlite:///{local}" if local.exists() else default_url())
+        )
     except JournalError as exc:
         raise _fail(str(exc)) from None
     console.print(f"report: {files.html}", highlight=False)

@@ -51,6 +51,16 @@ class BusVoltage(_Strict):
         return self
 
 
+class RfEnvelope(_Strict):
+    """The radio's RF limits at its antenna port."""
+
+    max_tx_power_dbm: float = Field(description="highest power the transmitter can deliver (its own maximum setting)")
+    max_rx_input_dbm: float = Field(
+        description="highest level the receiver may be driven with; the generator is capped at this plus the "
+        "uplink path loss"
+    )
+
+
 class Envelope(_Strict):
     """What the DUT may be driven with. Nothing outside it is ever sent to an instrument."""
 
@@ -64,6 +74,7 @@ class Envelope(_Strict):
         default=0.05,
         description="how long the supply may sit in current limit before OCP trips (covers inrush)",
     )
+    rf: RfEnvelope | None = Field(default=None, description="the radio's RF limits (needed by the RF front end)")
 
     @property
     def ovp_level(self) -> float:
@@ -135,6 +146,25 @@ class ConsoleConfig(_Strict):
     prompt: str = "obc> "
 
 
+class RfPath(_Strict):
+    """The cabled RF path between the DUT antenna port and the analyzer / generator, as last calibrated."""
+
+    downlink_loss_db: Annotated[float, Field(ge=0, le=120)] = Field(
+        description="DUT antenna port -> analyzer input (attenuator, splitter, cables), dB"
+    )
+    uplink_loss_db: Annotated[float, Field(ge=0, le=160)] = Field(
+        description="generator output -> DUT antenna port, dB"
+    )
+    analyzer_max_input_dbm: float = Field(
+        default=30.0, description="the analyzer input's damage level (R&S FSV/FSW: +30 dBm)"
+    )
+    analyzer_margin_db: Annotated[float, Field(ge=0, le=40)] = Field(
+        default=10.0, description="how far below its damage level the analyzer input must stay"
+    )
+    certificate: str | None = Field(default=None, description="path calibration record")
+    due: dt.date | None = None
+
+
 class Instruments(_Strict):
     """The bench's instruments by role. A role is one field here: a typo is an error, not a missing instrument."""
 
@@ -142,6 +172,9 @@ class Instruments(_Strict):
     can: CanConfig | None = None
     i2c: I2cConfig | None = None
     console: ConsoleConfig | None = None
+    analyzer: InstrumentConfig | None = Field(default=None, description="IQ signal analyzer (driver rs-fsv)")
+    generator: InstrumentConfig | None = Field(default=None, description="vector signal generator (driver rs-smbv)")
+    rf_path: RfPath | None = Field(default=None, description="the RF path to the DUT antenna port")
 
     def get(self, role: str) -> InstrumentConfig | None:
         value = getattr(self, role, None)
@@ -207,6 +240,16 @@ class BenchConfig(_Strict):
             raise ValueError("instruments: a bench needs a 'psu' entry (the supply that powers the DUT)")
         if "dut_main" not in psu.channels:
             raise ValueError("instruments.psu.channels: name the channel feeding the DUT as 'dut_main: <n>'")
+        rf_roles = [r for r in ("analyzer", "generator") if getattr(self.instruments, r) is not None]
+        if rf_roles and self.instruments.rf_path is None:
+            raise ValueError(
+                f"instruments.rf_path: the {' and '.join(rf_roles)} need the calibrated path to the DUT antenna "
+                "port (downlink_loss_db, uplink_loss_db)"
+            )
+        if rf_roles and self.dut.envelope.rf is None:
+            raise ValueError(
+                "dut.envelope.rf: the RF front end needs the radio's limits (max_tx_power_dbm, max_rx_input_dbm)"
+            )
         return self
 
 

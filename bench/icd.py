@@ -247,6 +247,18 @@ class CspDef(_Strict):
         return self
 
 
+class RadioDef(_Strict):
+    """The COMMS node's UHF radio (docs/rf.md): frequency, AX.25 addresses, beacon content."""
+
+    frequency_hz: float = Field(gt=0)
+    bit_rate: float = Field(gt=0)
+    callsign: str = Field(pattern=r"^[A-Z0-9]{1,6}$")
+    ssid: int = Field(ge=0, le=15)
+    beacon_destination: str = Field(pattern=r"^[A-Z0-9]{1,6}$")
+    beacon_prefix: str = Field(min_length=1, pattern=r"^\S+$")
+    beacon_fields: list[str] = Field(min_length=1)
+
+
 class IcdModel(_Strict):
     schema_: Literal[1] = Field(alias="schema")
     mission: str
@@ -258,6 +270,7 @@ class IcdModel(_Strict):
     commands: dict[str, list[CommandDef]] = Field(default_factory=dict)
     events: dict[str, list[EventDef]] = Field(default_factory=dict)
     parameters: dict[str, list[ParameterDef]] = Field(default_factory=dict)
+    radio: RadioDef
 
     @model_validator(mode="after")
     def _references(self) -> IcdModel:
@@ -301,6 +314,11 @@ class IcdModel(_Strict):
                         if m in names:
                             problems.append(f"{where}: mnemonic {m} is already defined at {names[m]}")
                         names[m] = where
+        for i, mnemonic in enumerate(self.radio.beacon_fields):
+            node_name, _, field_name = mnemonic.partition(".")
+            fields = [f.name for s in self.housekeeping.get(node_name, []) for f in s.fields]
+            if field_name not in fields:
+                problems.append(f"radio.beacon_fields[{i}]: {mnemonic} is not a housekeeping field")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -417,6 +435,10 @@ class Icd:
     @property
     def egse_address(self) -> int:
         return self.model.egse_address
+
+    @property
+    def radio(self) -> RadioDef:
+        return self.model.radio
 
     @property
     def pus_port(self) -> int:

@@ -10,11 +10,16 @@ limits:
     requirements: [OTS-EPS-020]
     all: {low: 0.3, high: 0.7}     # every model level ...
     FM:  {low: 0.35, high: 0.65}   # ... unless the level has its own bounds
+masks:                           # spectral masks: (offset from the carrier in Hz, highest level in dBc)
+  COMMS.EMISSION_MASK:
+    requirements: [OTS-COM-012]
+    points: [[12500, -40], [25000, -50]]
 ```
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -51,20 +56,60 @@ class _LimitEntry(BaseModel):
     PFM: _Bounds | None = None
 
 
+class _MaskEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    description: str = ""
+    requirements: list[Annotated[str, Field(pattern=r"^OTS-[A-Z0-9]+-\d{3}$")]] = Field(min_length=1)
+    points: list[tuple[Annotated[float, Field(gt=0)], float]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _ascending(self) -> _MaskEntry:
+        offsets = [p[0] for p in self.points]
+        if offsets != sorted(set(offsets)):
+            raise ValueError("points: offsets must be strictly ascending")
+        return self
+
+
+@dataclass(frozen=True)
+class SpectralMask:
+    """Breakpoints (offset Hz, max dBc) applied symmetrically about the carrier (bench.dsp.spectrum.mask_check)."""
+
+    name: str
+    points: tuple[tuple[float, float], ...]
+    requirements: tuple[str, ...]
+    description: str = ""
+
+
 class _LimitsFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     schema_: int = Field(alias="schema")
     marginal_fraction: Annotated[float, Field(ge=0, lt=0.5)] = 0.05
     limits: dict[Annotated[str, Field(pattern=r"^[A-Z0-9_]+(\.[A-Z0-9_]+)+$")], _LimitEntry]
+    masks: dict[Annotated[str, Field(pattern=r"^[A-Z0-9_]+(\.[A-Z0-9_]+)+$")], _MaskEntry] = Field(default_factory=dict)
 
 
 class LimitsTable:
     """Limits resolved for one model level."""
 
-    def __init__(self, path: Path, model_level: ModelLevel, limits: dict[str, Limit]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        model_level: ModelLevel,
+        limits: dict[str, Limit],
+        masks: dict[str, SpectralMask] | None = None,
+    ) -> None:
         self.path = path
         self.model_level = model_level
         self._limits = limits
+        self._masks = masks or {}
+
+    def mask(self, name: str) -> SpectralMask:
+        try:
+            return self._masks[name]
+        except KeyError:
+            raise ConfigError(
+                f"{self.path}: masks.{name}: no spectral mask '{name}'; add it (points, requirements) under masks:"
+            ) from None
 
     def __getitem__(self, name: str) -> Limit:
         try:
@@ -109,4 +154,8 @@ def load_limits(path: Path, model_level: ModelLevel) -> LimitsTable:
                 entry.marginal_fraction if entry.marginal_fraction is not None else parsed.marginal_fraction
             ),
         )
-    return LimitsTable(path, model_level, table)
+    masks = {
+        name: SpectralMask(name, tuple(entry.points), tuple(entry.requirements), entry.description)
+        for name, entry in parsed.masks.items()
+    }
+    return LimitsTable(path, model_level, table, masks)

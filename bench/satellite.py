@@ -788,18 +788,42 @@ class Satellite:
         :class:`SatelliteTimeout` only if a report due does not come (``timeout_s`` overrides the
         completion timeout).
         """
+        node, raw, v = self._function_tc(cmd, args, check)
+        self._send_pus(node, raw, f"TC[8,1] {cmd}({', '.join(f'{k}={a!r}' for k, a in args.items())}) "
+                       f"request 0x{v.request_id:08X}")  # fmt: skip
+        self._await_verification(v, wait, timeout_s)
+        return v
+
+    def _function_tc(self, cmd: str, args: Mapping[str, Any], check: bool) -> tuple[Node, bytes, Verification]:
+        """TC[8,1] of ``cmd`` checked against the ICD, with its Verification registered before it can leave."""
         command: Command = self.icd.command(cmd)
-        data = command.encode_args(args, check=check)
+        data = command.encode_args(dict(args), check=check)
         node = command.node
         raw = tc_function(node.apid, command.definition.function_id, data, seq_count=self._next_seq(node.apid))
         rid = request_id(raw)
         v = Verification(cmd, node.name, rid, dict(args), time.time())
         with self._cond:
-            self._pending[rid] = v
-        self._send_pus(node, raw, f"TC[8,1] {cmd}({', '.join(f'{k}={a!r}' for k, a in args.items())}) "
-                       f"request 0x{rid:08X}")  # fmt: skip
+            self._pending[rid] = v  # before sending: the report may beat us back
+        return node, raw, v
+
+    def packet_for(self, cmd: str, /, *, check: bool = True, **args: Any) -> tuple[bytes, Verification]:
+        """The CSP packet (header, TC[8,1], CRC32) of ``cmd`` for another path to the satellite — the RF
+        uplink — and its Verification, whose reports still come back over CAN (`await_verification`)."""
+        node, raw, v = self._function_tc(cmd, args, check)
+        packet = CspPacket(CspHeader(Priority.NORM, self.egse, node.address, self.pus_port, self.pus_port), raw)
+        if self.crc32:
+            packet = append_crc32(packet, self.version)
+        return packet.pack(self.version), v
+
+    def packet_to(self, node: str, port: int, payload: bytes) -> bytes:
+        """A CSP packet from the bench to ``node``'s ``port`` (e.g. uplink test frames to an unused port)."""
+        n = self.icd.node(node)
+        packet = CspPacket(CspHeader(Priority.NORM, self.egse, n.address, port, port), payload)
+        return (append_crc32(packet, self.version) if self.crc32 else packet).pack(self.version)
+
+    def await_verification(self, v: Verification, wait: Wait = "completion", timeout_s: float | None = None) -> None:
+        """Wait for the reports of a telecommand sent by another path (see `packet_for`)."""
         self._await_verification(v, wait, timeout_s)
-        return v
 
     def _await_verification(self, v: Verification, wait: Wait, timeout_s: float | None) -> None:
         if wait == "none":

@@ -28,8 +28,21 @@ from instruments.can_adapter import CanAddress
 from instruments.errors import InstrumentError
 from instruments.power import Identity, PowerSupply
 from instruments.registry import open_power_supply
+from instruments.vsa import SignalAnalyzer
+from instruments.vsg import SignalGenerator
 
 log = logging.getLogger(__name__)
+
+
+ANALYZER_DRIVERS = ("rs-fsv",)  # R&S FSV/FSW IQ analyzer (instruments/vsa.py)
+GENERATOR_DRIVERS = ("rs-smbv",)  # R&S SMBV/SMW vector generator (instruments/vsg.py)
+
+
+def check_driver(role: str, driver: str, known: tuple[str, ...], config_path: Path) -> None:
+    if driver not in known:
+        raise ConfigError(
+            f"{config_path}: instruments.{role}.driver: unknown driver {driver!r}; known: {', '.join(known)}"
+        )
 
 
 # Campaigns whose results qualify hardware: every instrument must be in calibration before power-on.
@@ -130,6 +143,8 @@ class BenchSession:
     run_dir: Path | None = None
     twin: TwinProcess | None = None
     psu_driver: PowerSupply | None = None
+    analyzer_driver: SignalAnalyzer | None = None
+    generator_driver: SignalGenerator | None = None
     instruments: dict[str, InstrumentInfo] = field(default_factory=dict)
     safe_state: SafeState = field(default_factory=SafeState)
     watchdog_armed: bool = False
@@ -185,10 +200,21 @@ class BenchSession:
         if install_signals:
             self.safe_state.install()
 
-        ident = driver.identity()
+        self._identify("psu", psu_cfg.driver, resource, driver.identity(), campaign)
+        self._open_rf(campaign)
+
+        envelope = cfg.dut.envelope
+        check_ratings(driver, psu_cfg.channels, envelope, str(self.config_path))
+        self.watchdog_armed = arm_protection(driver, psu_cfg.channels, envelope, cfg.safety, str(self.config_path))
+        if self.watchdog_armed:
+            self._start_heartbeat(driver, cfg.safety.heartbeat_s)
+
+    def _identify(self, role: str, driver_name: str, resource: str, ident: Identity, campaign: str) -> None:
+        """Journal the instrument with its calibration; an uncalibrated one stops a qualifying campaign."""
+        cfg = self.loaded.config
         cal = calibration_of(ident.serial, cfg.calibration, dt.date.today())
-        info = InstrumentInfo("psu", psu_cfg.driver, resource, ident, cal)
-        self.instruments["psu"] = info
+        info = InstrumentInfo(role, driver_name, resource, ident, cal)
+        self.instruments[role] = info
         if self.journal is not None:
             self.journal.record("instrument", **info.as_record())
         if cal.status.value != "valid":
@@ -203,11 +229,42 @@ class BenchSession:
                 )
             log.warning("calibration of %s (serial %s): %s", ident.model, ident.serial, cal.status.value)
 
-        envelope = cfg.dut.envelope
-        check_ratings(driver, psu_cfg.channels, envelope, str(self.config_path))
-        self.watchdog_armed = arm_protection(driver, psu_cfg.channels, envelope, cfg.safety, str(self.config_path))
-        if self.watchdog_armed:
-            self._start_heartbeat(driver, cfg.safety.heartbeat_s)
+    def _open_rf(self, campaign: str) -> None:
+        """The analyzer and generator, if the bench has them: generator RF off is part of safe state."""
+        instruments = self.loaded.config.instruments
+        envelope = self.loaded.config.dut.envelope.rf
+        path = instruments.rf_path
+        if instruments.analyzer is not None:
+            cfg = instruments.analyzer
+            check_driver("analyzer", cfg.driver, ANALYZER_DRIVERS, self.config_path)
+            resource = resolve_resource(cfg.resource, self.twin, self.config_path, "analyzer")
+            self.analyzer_driver = SignalAnalyzer(resource, cfg.timeout_s)
+            self._identify("analyzer", cfg.driver, resource, self.analyzer_driver.identity(), campaign)
+        if instruments.generator is not None:
+            cfg = instruments.generator
+            check_driver("generator", cfg.driver, GENERATOR_DRIVERS, self.config_path)
+            assert envelope is not None and path is not None  # the config validator requires both
+            resource = resolve_resource(cfg.resource, self.twin, self.config_path, "generator")
+            # The driver itself refuses any level the DUT receiver could not take through the uplink path.
+            ceiling = envelope.max_rx_input_dbm + path.uplink_loss_db
+            generator = SignalGenerator(resource, max_level_dbm=ceiling, timeout_s=cfg.timeout_s)
+            self.generator_driver = generator
+            self.safe_state.register("generator", self._generator_safe_action(resource, ceiling, cfg.timeout_s))
+            self._identify("generator", cfg.driver, resource, generator.identity(), campaign)
+            generator.safe_state()
+
+    def _generator_safe_action(self, resource: str, ceiling: float, timeout_s: float) -> Any:
+        def action(fresh: bool) -> None:
+            if not fresh and self.generator_driver is not None:
+                try:
+                    self.generator_driver.safe_state()
+                    return
+                except InstrumentError as exc:
+                    log.warning("generator safe state on the open connection failed (%s); retrying", exc)
+            with SignalGenerator(resource, max_level_dbm=ceiling, timeout_s=timeout_s) as fresh_generator:
+                fresh_generator.safe_state()
+
+        return action
 
     def _psu_safe_action(self, driver_name: str, resource: str, timeout_s: float) -> Any:
         def action(fresh: bool) -> None:
@@ -251,6 +308,10 @@ class BenchSession:
                 log.warning("could not disarm the watchdog: %s", exc)
             self.psu_driver.close()
             self.psu_driver = None
+        for driver in (self.analyzer_driver, self.generator_driver):
+            if driver is not None:
+                driver.close()
+        self.analyzer_driver = self.generator_driver = None
         self.safe_state.unregister_all()
         self.safe_state.uninstall()
         if self.twin is not None:

@@ -1,7 +1,6 @@
 """Lifecycle of the twin process: start every service, publish the endpoint table, run, stop cleanly.
 
 ``SERVICES`` is the registry: one line per server (name, fixed port, how to build it from the ``World``).
-Later issues add RF servers as one line each.
 """
 
 from __future__ import annotations
@@ -26,6 +25,8 @@ from twin.control import CONTROL_PORT, ControlService
 from twin.icd import DEFAULT_ICD, load_icd
 from twin.nodes.satellite import Satellite
 from twin.psu_service import PsuService, psu_port
+from twin.rf_instruments import VSA_PORT, VSG_PORT
+from twin.rf_link import analyzer_service, generator_service
 from twin.sidechannels import DEFAULT_CONSOLE_PORT, DEFAULT_USBISS_PORT, ConsoleService, I2cService
 from twin.world import Options, World
 
@@ -73,6 +74,9 @@ SERVICES: Final[tuple[ServiceSpec, ...]] = (
     # Side channels, coupled to the satellite's nodes (twin/sidechannels.py); each also serves a pty.
     ServiceSpec("i2c", lambda options: DEFAULT_USBISS_PORT, I2cService),
     ServiceSpec("console", lambda options: DEFAULT_CONSOLE_PORT, ConsoleService),
+    # The RF front end, cabled to the COMMS radio through the modelled path (twin/rf_link.py).
+    ServiceSpec("vsa", lambda options: VSA_PORT, analyzer_service),
+    ServiceSpec("vsg", lambda options: VSG_PORT, generator_service),
 )
 
 

@@ -160,6 +160,19 @@ class IcdNode:
 
 
 @dataclass(frozen=True)
+class Radio:
+    """The COMMS node's UHF radio: frequency, AX.25 addresses and what the beacon carries."""
+
+    frequency_hz: float
+    bit_rate: float
+    callsign: str
+    ssid: int
+    beacon_destination: str
+    beacon_prefix: str
+    beacon_fields: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Icd:
     mission: str
     csp_version: int
@@ -167,6 +180,7 @@ class Icd:
     egse_address: int
     pus_port: int
     nodes: dict[str, IcdNode]
+    radio: Radio
 
 
 def _field(entry: dict[str, Any]) -> Field:
@@ -236,6 +250,7 @@ def load_icd(path: Path = DEFAULT_ICD) -> Icd:
             ),
         )
     csp = doc.get("csp") or {}
+    radio = doc["radio"]
     return Icd(
         mission=str(doc.get("mission", "")),
         csp_version=int(csp.get("version", 1)),
@@ -243,4 +258,13 @@ def load_icd(path: Path = DEFAULT_ICD) -> Icd:
         egse_address=int(doc["egse_address"]),
         pus_port=int(doc["pus_port"]),
         nodes=nodes,
+        radio=Radio(
+            frequency_hz=float(radio["frequency_hz"]),
+            bit_rate=float(radio["bit_rate"]),
+            callsign=str(radio["callsign"]),
+            ssid=int(radio["ssid"]),
+            beacon_destination=str(radio["beacon_destination"]),
+            beacon_prefix=str(radio["beacon_prefix"]),
+            beacon_fields=tuple(str(f) for f in radio["beacon_fields"]),
+        ),
     )

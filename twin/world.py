@@ -83,6 +83,9 @@ class World:
     # Called by a service whose endpoint record changed while running (a re-plugged USB-ISS has a new pty):
     # the app rewrites the endpoints file.
     republish: Callable[[], None] = lambda: None
+    # The RF path between the COMMS radio and the analyzer/generator services (twin/rf_link.py), built by
+    # the first RF service.
+    rf: object | None = None
 
     def __post_init__(self) -> None:
         if self.apply is None:

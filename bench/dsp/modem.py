@@ -81,6 +81,7 @@ __all__ = [
     "line_bits",
     "line_to_payload_bits",
     "modulate_frames",
+    "peak_deviation_hz",
 ]
 
 BIT_RATE = 9600.0
@@ -170,6 +171,17 @@ def frequency_shift(iq: npt.NDArray[np.complexfloating], fs: float, offset_hz: f
     rot = np.exp(1j * ((2.0 * math.pi * offset_hz / fs) * n))
     out: Complex = (iq * rot).astype(np.complex64)
     return out
+
+
+def peak_deviation_hz(iq: npt.NDArray[np.complexfloating], fs: float, *, percentile: float = 99.0) -> float:
+    """Peak frequency deviation of an FM/GMSK burst: half the spread between the ``100 − percentile`` and the
+    ``percentile`` points of the instantaneous frequency (independent of the carrier offset; percentiles
+    rather than extremes, so one noise spike does not define it)."""
+    if len(iq) < 3:
+        return 0.0
+    f = np.angle(iq[1:] * np.conj(iq[:-1])).astype(np.float64) * (fs / (2.0 * math.pi))
+    low, high = np.percentile(f, [100.0 - percentile, percentile])
+    return float(high - low) / 2.0
 
 
 def add_awgn(

@@ -55,9 +55,10 @@ def test_bench_safe_switches_outputs_off_from_another_terminal(tmp_path):
         psu.write("OUTP 1,(@1)")
         assert psu.query("OUTP? (@1)") == "1"
         cfg = tmp_path / "lab.yaml"
-        cfg.write_text(
-            (CONFIG_DIR / "twin-standalone.yaml").read_text().replace("TCPIP0::127.0.0.1::5025::SOCKET", resource)
-        )
+        text = (CONFIG_DIR / "twin-standalone.yaml").read_text().replace("TCPIP0::127.0.0.1::5025::SOCKET", resource)
+        for name, port in (("vsa", 5026), ("vsg", 5027)):
+            text = text.replace(f"TCPIP0::127.0.0.1::{port}::SOCKET", str(twin.endpoints[name]["resource"]))
+        cfg.write_text(text)
         proc = subprocess.run(
             [sys.executable, "-m", "bench.cli", "safe", "-c", str(cfg)], capture_output=True, text=True, timeout=60
         )

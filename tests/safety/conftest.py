@@ -28,6 +28,8 @@ class TwinHandle:
     def __init__(self, twin: TwinProcess) -> None:
         self.twin = twin
         self.psu_resource = str(twin.endpoints["psu"]["resource"])
+        self.vsa_resource = str(twin.endpoints["vsa"]["resource"])
+        self.vsg_resource = str(twin.endpoints["vsg"]["resource"])
         ctl = twin.endpoints["control"]
         self.control_addr = (str(ctl["host"]), int(ctl["port"]))
 
@@ -69,6 +71,8 @@ def bench_config_for(twin: TwinHandle, tmp_path: Path, watchdog_s: float = 1.0) 
     """The standalone-twin config pointed at this twin's free port, with a short watchdog."""
     text = (CONFIG_DIR / "twin-standalone.yaml").read_text()
     text = text.replace("TCPIP0::127.0.0.1::5025::SOCKET", twin.psu_resource)
+    text = text.replace("TCPIP0::127.0.0.1::5026::SOCKET", twin.vsa_resource)
+    text = text.replace("TCPIP0::127.0.0.1::5027::SOCKET", twin.vsg_resource)
     text = text.replace("watchdog_s: 5", f"watchdog_s: {watchdog_s}\n  heartbeat_s: 0.2")
     path = tmp_path / "bench.yaml"
     path.write_text(text)

@@ -1,26 +1,79 @@
-"""COMMS: UHF transceiver settings, the periodic beacon (a TX burst the PSU sees as a current step), counters."""
+"""COMMS: the UHF transceiver. Beacon bursts (AX.25 with real housekeeping, a PSU current step while the PA is
+keyed), transmit power by telecommand, a crystal frequency error, and the uplink receiver's frame counters.
+
+What the radio puts on the air is a list of `Burst` records (start time, keyed bits, power, carrier): the RF
+world (twin/rf_link.py) turns them into the IQ the analyzer captures, and hands the frames the generator's
+waveform carries to `receive_uplink` with the probability its noise model gives.
+"""
 
 from __future__ import annotations
 
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Final
 
+import numpy as np
+import numpy.typing as npt
+
+from twin import csp, uhf_modem
 from twin.icd import Command
 from twin.nodes.base import Deferred, Node, Value
 from twin.pus import Failure
 
-__all__ = ["CommsNode"]
+__all__ = ["Burst", "CommsNode"]
 
 DEFAULT_PERIOD_S: Final = 30
 DEFAULT_TX_DBM: Final = 30
+POSTAMBLE_FLAGS: Final = 4
+MIN_PREAMBLE_FLAGS: Final = 8
+CRYSTAL_SIGMA_HZ: Final = 350.0  # TCXO ±2 ppm at 437.5 MHz is ±875 Hz; this unit's error is drawn once
+PA_GAIN_OFFSET_DB: Final = 0.25  # this unit's PA delivers a little more than its setting
+
+
+@dataclass(frozen=True)
+class Burst:
+    """One keying of the transmitter: the bits it sent, when, how strong and on which carrier."""
+
+    start: float
+    bits: npt.NDArray[np.uint8]
+    duration_s: float
+    power_dbm: float
+    frequency_hz: float
+    info: bytes
+
+    @property
+    def end(self) -> float:
+        return self.start + self.duration_s
+
+
+def _format(value: Value, scale: float) -> str:
+    """A beacon value with its HK field's resolution (scale 0.001 → 3 decimals)."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    decimals = max(0, round(-math.log10(scale))) if scale < 1 else 0
+    quantised = round(float(value) / scale) * scale
+    return f"{quantised:.{decimals}f}"
 
 
 class CommsNode(Node):
     def __post_init__(self) -> None:
         self._rng = self.sat.world.rng(f"node.{self.name}")
+        self.radio = self.sat.icd.radio
+        self.frequency_error_hz = float(np.clip(self._rng.normal(0.0, CRYSTAL_SIGMA_HZ), -800.0, 800.0))
         self.beacon_enabled = False
         self.period_s = DEFAULT_PERIOD_S
         self.tx_dbm = DEFAULT_TX_DBM
         self.beacons = 0
+        self.rx_frames = 0
+        self.rx_rejected = 0
+        self.bursts: deque[Burst] = deque(maxlen=16)
+        # Faults (control endpoint, twin/rf_link.py): a dead PA keys nothing; a pulled crystal moves the carrier.
+        self.pa_failed = False
+        self.extra_offset_hz = 0.0
+        # The RF world delivers uplink frames due by a given time when asked (before HK is sampled).
+        self.uplink_poll: Callable[[float], None] | None = None
         self._next_beacon = 0.0
         self._tx_until: float | None = None
         self._pa_heat = 0.0
@@ -32,7 +85,48 @@ class CommsNode(Node):
         self.period_s = DEFAULT_PERIOD_S
         self.tx_dbm = DEFAULT_TX_DBM
         self.beacons = 0
+        self.rx_frames = 0
+        self.rx_rejected = 0
         self._tx_until = None
+
+    # -- downlink --------------------------------------------------------------------------------------------
+
+    def carrier_hz(self) -> float:
+        return self.radio.frequency_hz + self.frequency_error_hz + self.extra_offset_hz
+
+    def beacon_info(self) -> bytes:
+        """The beacon's information field: ``<prefix> MNEMONIC=value …`` from the nodes' housekeeping now."""
+        parts = [self.radio.beacon_prefix]
+        cache: dict[str, dict[str, Value]] = {}
+        for mnemonic in self.radio.beacon_fields:
+            node_name, _, field_name = mnemonic.partition(".")
+            node = self.sat.nodes[node_name]
+            if node_name not in cache:
+                cache[node_name] = {}
+                for structure in node.icd_node.housekeeping:
+                    cache[node_name].update(node.hk_values(structure.sid))
+            scale = next(f.scale for s in node.icd_node.housekeeping for f in s.fields if f.name == field_name)
+            parts.append(f"{mnemonic}={_format(cache[node_name][field_name], scale)}")
+        return " ".join(parts).encode("ascii")
+
+    def _transmit_beacon(self, t: float) -> None:
+        self.beacons += 1
+        info = self.beacon_info()
+        frame = uhf_modem.ax25_ui_frame(
+            self.radio.beacon_destination, self.radio.callsign, info, src_ssid=self.radio.ssid
+        )
+        # TX_BURST_MS is the PA keying time: flags fill it ahead of the frame (AX.25 "TXDELAY").
+        burst_bits = float(self.param("TX_BURST_MS")) / 1000.0 * self.radio.bit_rate
+        frame_bits = len(frame) * 8 * 1.05 + POSTAMBLE_FLAGS * 8
+        preamble = max(MIN_PREAMBLE_FLAGS, int((burst_bits - frame_bits) // 8))
+        bits = uhf_modem.line_bits([frame], preamble_flags=preamble, postamble_flags=POSTAMBLE_FLAGS)
+        duration = len(bits) / self.radio.bit_rate
+        if not self.pa_failed:
+            power = self.tx_dbm + PA_GAIN_OFFSET_DB + float(self._rng.normal(0.0, 0.03))
+            self.bursts.append(Burst(t, bits, duration, power, self.carrier_hz(), info))
+        self._tx_until = t + duration
+        self.sat.set_load("uhf_tx", True)
+        self.emit("BEACON_SENT", self.beacons)
 
     def tick(self, t: float) -> None:
         super().tick(t)
@@ -41,23 +135,44 @@ class CommsNode(Node):
             self.sat.set_load("uhf_tx", False)
         if self.beacon_enabled and t >= self._next_beacon and self._tx_until is None:
             self._next_beacon = t + self.period_s
-            self.beacons += 1
-            self._tx_until = t + float(self.param("TX_BURST_MS")) / 1000.0
-            self.sat.set_load("uhf_tx", True)
-            self.emit("BEACON_SENT", self.beacons)
+            self._transmit_beacon(t)
         transmitting = self._tx_until is not None
         self._pa_heat += ((12.0 if transmitting else 0.0) - self._pa_heat) * 0.005 / 20.0
 
+    # -- uplink ----------------------------------------------------------------------------------------------
+
+    def receive_uplink(self, frame: bytes | None) -> None:
+        """A frame the receiver demodulated (``None``: one it detected but could not decode, a bad FCS)."""
+        if not self.alive:
+            return
+        parsed = uhf_modem.parse_ax25_ui(frame) if frame is not None else None
+        if parsed is None or (parsed.dest, parsed.dest_ssid) != (self.radio.callsign, self.radio.ssid):
+            self.rx_rejected += 1
+            return
+        self.rx_frames += 1
+        size = csp.CspHeader.size(self.sat.csp_version)
+        if len(parsed.info) < size:
+            return
+        packet = csp.CspPacket(csp.CspHeader.unpack(parsed.info[:size], self.sat.csp_version), parsed.info[size:])
+        # The radio is a CSP router: its own packets are handled here, the rest go onto the CAN bus unchanged.
+        if packet.header.dst == self.address:
+            self.on_packet(packet)
+        else:
+            self.sat.transmit(self, packet)
+
+    # -- PUS -------------------------------------------------------------------------------------------------
+
     def hk_values(self, sid: int) -> dict[str, Value]:
+        if self.uplink_poll is not None:
+            self.uplink_poll(self.now())
         noise = self._rng.normal
         return {
             "BEACON_ENABLED": self.beacon_enabled,
             "BEACON_PERIOD": self.period_s,
             "TX_POWER": self.tx_dbm,
             "BEACONS_SENT": self.beacons,
-            # On the bench the uplink is the CAN bus: TCs taken by the radio's application stand for frames.
-            "RX_FRAMES": self.counters.tc_received,
-            "RX_REJECTED": self.counters.tc_rejected,
+            "RX_FRAMES": self.rx_frames,
+            "RX_REJECTED": self.rx_rejected,
             "RSSI": -121.0 + float(noise(0.0, 1.0)),
             "PA_TEMP": 24.0 + self._pa_heat + float(noise(0.0, 0.1)),
         }

@@ -5,14 +5,18 @@
 Writes a synthetic journal (docs/contracts.md §4) with the requested number of measurements into a
 temporary folder, then times, each on a fresh database:
 
-* ``parse``     — ``read_journal`` alone: the floor every import pays (JSON decoding + records);
+* ``json.loads``— ``json.loads`` of every line and nothing else: the floor of any stdlib reader (baseline);
+* ``reference`` — ``read_journal(fast=False)``: the plain record-by-record reader (baseline, the reader
+                  before the measurement fast path);
+* ``parse``     — ``read_journal`` alone: what every import pays (JSON decoding + records);
 * ``raw``       — the parsed measurements through stdlib ``sqlite3`` ``executemany`` (no SQLAlchemy, no
                   parse): what the database itself costs;
 * ``import``    — ``reports.db.import_run`` end to end: parse + rows + inserts, one transaction;
 * ``re-import`` — the same run again, which first deletes the previous copy (idempotent import);
 
-and prints measurements/s for each, the end-to-end ratio to the target, and the database stage alone
-(import − parse), so a slow import shows whether the time goes into parsing, row building or SQLite.
+and prints measurements/s for each, the end-to-end ratio to the target, the parse against the two
+baselines measured in this same process, and the database stage alone (import − parse), so a slow import
+shows whether the time goes into parsing, row building or SQLite.
 Exit status 1 when the end-to-end import misses the target.
 """
 
@@ -151,6 +155,13 @@ def main() -> int:
         def fresh_db() -> str:
             return f"sqlite:///{root / f'db{next(counter)}.sqlite'}"
 
+        def loads_only() -> None:
+            for line in journal.read_bytes().split(b"\n"):
+                if line.strip():
+                    json.loads(line)
+
+        floor = timed(loads_only, args.repeat, clock)
+        reference = timed(lambda: read_journal(journal, fast=False), args.repeat, clock)
         parse = timed(lambda: read_journal(journal), args.repeat, clock)
         record = read_journal(journal)
         raw = timed(lambda: raw_sqlite(record, root / f"raw{next(counter)}.sqlite"), args.repeat, clock)
@@ -171,6 +182,8 @@ def main() -> int:
           f"{args.clock} clock; {os.cpu_count()} CPUs, load average {load:.2f}")  # fmt: skip
     db_stage = max(imp - parse, 1e-9)
     rows = (
+        ("json.loads of every line", floor),
+        ("read_journal(fast=False)", reference),
         ("parse: read_journal only", parse),
         ("raw sqlite3 executemany only", raw),
         ("import_run, end to end", imp),
@@ -182,6 +195,8 @@ def main() -> int:
     ratio = (n / imp) / TARGET
     print(f"import end to end: {n / imp:,.0f} measurements/s = {ratio:.2f} × the {TARGET:,.0f}/s target "
           f"({'met' if ratio >= 1 else 'NOT met'}); read_journal is {parse / imp:.0%} of it")  # fmt: skip
+    print(f"read_journal: {reference / parse:.2f} × faster than the reference reader (fast=False), "
+          f"{parse / floor:.2f} × the time of json.loads alone")  # fmt: skip
     print(f"database stage alone (import − parse): {n / db_stage:,.0f} measurements/s = "
           f"{n / db_stage / TARGET:.2f} × target; raw sqlite3 is {raw / db_stage:.0%} of it")  # fmt: skip
     return 0 if ratio >= 1 else 1

@@ -31,7 +31,14 @@ def test_state_reports_psu_and_dut(keysight: Any) -> None:
     }
     assert state["psu"]["watchdog"] == {"available": True, "enabled": False, "delay": 60.0, "tripped": False}
     assert set(state["dut"]) >= {"powered", "booted", "boot_count", "loads", "reset_cause"}
-    assert state["faults"] == {"psu_silent": False}
+    # Latching faults with their state, all off at start (the RF path's faults are latching too).
+    assert state["faults"] == {
+        "psu_silent": False,
+        "rf_cable_disconnected": False,
+        "rf_tx_off": False,
+        "rf_off_frequency": False,
+        "rf_interferer": False,
+    }
 
 
 def test_switching_a_load_changes_the_supply_current(keysight: Any, wait_for: Callable[..., Any]) -> None:

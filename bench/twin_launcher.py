@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -58,6 +59,23 @@ def running_twins() -> list[dict[str, Any]]:
         else:
             path.unlink(missing_ok=True)
     return found
+
+
+def twin_control(endpoints: dict[str, dict[str, Any]], timeout_s: float = 5.0, **cmd: object) -> dict[str, Any]:
+    """One request to a twin's control endpoint (JSON Lines over TCP; tests and fault injection only)."""
+    ctl = endpoints["control"]
+    with socket.create_connection((str(ctl["host"]), int(ctl["port"])), timeout=timeout_s) as sock:
+        sock.sendall((json.dumps(cmd) + "\n").encode())
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    reply: dict[str, Any] = json.loads(data)
+    if not reply.get("ok"):
+        raise TwinError(f"twin control {cmd.get('cmd')!r} refused: {reply.get('error', reply)}")
+    return reply
 
 
 class TwinProcess:

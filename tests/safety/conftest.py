@@ -6,9 +6,7 @@ control endpoint (not SCPI): otherwise our own checks would keep the outputs ali
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,7 +16,7 @@ from typing import Any
 import pytest
 
 from bench.config import CONFIG_DIR
-from bench.twin_launcher import TwinProcess
+from bench.twin_launcher import TwinProcess, twin_control
 
 PROJECT = Path(__file__).resolve().parents[2]
 LIMITS = PROJECT / "test_plans" / "limits.yaml"
@@ -30,21 +28,9 @@ class TwinHandle:
         self.psu_resource = str(twin.endpoints["psu"]["resource"])
         self.vsa_resource = str(twin.endpoints["vsa"]["resource"])
         self.vsg_resource = str(twin.endpoints["vsg"]["resource"])
-        ctl = twin.endpoints["control"]
-        self.control_addr = (str(ctl["host"]), int(ctl["port"]))
 
     def control(self, **cmd: Any) -> dict[str, Any]:
-        with socket.create_connection(self.control_addr, timeout=5) as sock:
-            sock.sendall((json.dumps(cmd) + "\n").encode())
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        reply = json.loads(data)
-        assert reply.get("ok"), reply
-        return reply
+        return twin_control(self.twin.endpoints, **cmd)
 
     def channel_state(self, ch: int = 1) -> dict[str, Any]:
         return next(c for c in self.twin_state()["psu"]["channels"] if c["channel"] == ch)

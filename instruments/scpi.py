@@ -419,20 +419,7 @@ class ScpiInstrument:
 
     def write(self, command: str, check: bool = True) -> None:
         """Send a command; with `check`, read the error queue empty and raise InstrumentRejected if it held any."""
-        with self._lock:
-            res = self._ready(command)
-            try:
-                res.write(command)
-            except _IO_ERRORS as exc:
-                raise self._fail(exc, command, self._timeout_s) from exc
-            _log.debug("%s: %s", self._name, command)
-            if check:
-                errors = self._drain_errors_locked(command)
-                if errors:
-                    (code, text), *more = errors
-                    raise InstrumentRejected(
-                        resource=self._name, command=command, code=code, text=text, more=tuple(more)
-                    )
+        self._send(command, lambda res: res.write(command), check)
 
     def write_block(self, prefix: str, data: bytes, suffix: str = "", *, check: bool = True) -> None:
         """Send ``<prefix>#<n><len><data><suffix>`` + terminator (e.g. an ARB upload), then, with `check`, read
@@ -442,11 +429,14 @@ class ScpiInstrument:
         message = b"".join(
             (prefix.encode("ascii"), f"#{len(length)}{length}".encode("ascii"), data, suffix.encode("ascii"), b"\n")
         )
-        command = f"{prefix}#<{len(data)} bytes>{suffix}"
+        self._send(f"{prefix}#<{len(data)} bytes>{suffix}", lambda res: res.write_raw(message), check)
+
+    def _send(self, command: str, send: Callable[[MessageBasedResource], object], check: bool) -> None:
+        """One write under the lock (``command`` names it in logs and errors), then the error-queue check."""
         with self._lock:
             res = self._ready(command)
             try:
-                res.write_raw(message)
+                send(res)
             except _IO_ERRORS as exc:
                 raise self._fail(exc, command, self._timeout_s) from exc
             _log.debug("%s: %s", self._name, command)

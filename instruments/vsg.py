@@ -64,11 +64,6 @@ def build_wv(iq: npt.NDArray[np.int16], clock_hz: float) -> bytes:
     return head.encode("ascii") + f"{{WAVEFORM-{len(payload) + 1}:#".encode("ascii") + payload + b"}"
 
 
-def definite_block(data: bytes) -> bytes:
-    """IEEE 488.2 ``#<n><len><data>``."""
-    length = str(len(data))
-    return f"#{len(length)}{length}".encode("ascii") + data
-
 
 class SignalGenerator:
     """R&S SMW/SMBV vector generator with a driver-enforced level ceiling."""

@@ -51,7 +51,7 @@ from reports.journal import (
     parse_time,
     read_journal,
 )
-from reports.svgplot import PLOT_MIME, PlotSpec, line_plot, xy_plot
+from reports.svgplot import PLOT_MIME, PlotSpec, line_plot
 from reports.vcrm import (
     LEVELS,
     METHODS,
@@ -656,15 +656,7 @@ def _xy_plot(run_dir: Path, rel: PurePosixPath) -> tuple[Markup, str]:
         spec = PlotSpec.from_json(_read_json(run_dir, rel))
     except ValueError as exc:
         raise ValueError(f"{rel}: {exc}" if not str(exc).startswith(str(rel)) else str(exc)) from None
-    svg = xy_plot(
-        spec.series,
-        title=spec.title,
-        x_label=spec.x_label,
-        x_units=spec.x_units,
-        y_label=spec.y_label,
-        y_units=spec.y_units,
-        log_y=spec.log_y,
-    )
+    svg = spec.svg()
     caption = "; ".join(
         f"{s.name}: {'limit' if s.style == 'limit' else f'{len(s.x)} point' + ('s' if len(s.x) != 1 else '')}"
         for s in spec.series

@@ -71,6 +71,7 @@ __all__ = [
     "SafeStateEvent",
     "TestRecord",
     "Verdict",
+    "gc_paused",
     "parse_time",
     "read_journal",
 ]
@@ -384,7 +385,7 @@ def read_journal(path: Path | str, *, fast: bool = True) -> RunRecord:
         except UnicodeDecodeError:
             pass  # a line that is not UTF-8 (maybe a truncated last one): the reference reader sorts it out
         else:
-            with _gc_paused():
+            with gc_paused():
                 return _read_fast(path, text)
     reader = _Reader(path)
     lines = data.split(b"\n")
@@ -426,7 +427,9 @@ _ASCII_SPACE: Final = " \t\n\r\x0b\x0c"  # what bytes.strip() strips, which the 
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
+    """Hold the cyclic garbage collector while many long-lived, acyclic objects are built (a journal's
+    records, a DB import's rows): collections would walk ever more of them and free nothing."""
     if not gc.isenabled():
         yield
         return

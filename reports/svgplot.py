@@ -90,6 +90,22 @@ def reduce_min_max(values: Sequence[float], max_points: int) -> list[tuple[int, 
     return out
 
 
+def _svg_open(css_class: str, width: int, height: int, title: str, title_x: float) -> list[str]:
+    """The opening of a plot's SVG: root element, accessible title, and the visible title if any."""
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="{css_class}" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title or "plot")}" '
+        'font-family="sans-serif" font-size="11">',
+        f"<title>{escape(title or 'plot')}</title>",
+    ]
+    if title:
+        parts.append(
+            f'<text x="{title_x:.1f}" y="18" text-anchor="middle" font-size="13" '
+            f'font-weight="bold">{escape(title)}</text>'
+        )
+    return parts
+
+
 def line_plot(
     values: Sequence[float],
     interval_s: float,
@@ -110,17 +126,7 @@ def line_plot(
     left, right, top, bottom = 68, 16, 30 if title else 12, 46
     pw, ph = width - left - right, height - top - bottom
     y_axis = f"{y_label} ({units})" if y_label and units else (y_label or units)
-    parts: list[str] = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="plot" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title or "plot")}" '
-        'font-family="sans-serif" font-size="11">',
-        f"<title>{escape(title or 'plot')}</title>",
-    ]
-    if title:
-        parts.append(
-            f'<text x="{left + pw / 2:.1f}" y="18" text-anchor="middle" font-size="13" '
-            f'font-weight="bold">{escape(title)}</text>'
-        )
+    parts = _svg_open("plot", width, height, title, left + pw / 2)
 
     finite = [v for v in values if math.isfinite(v)]
     if not finite:
@@ -240,6 +246,18 @@ class PlotSpec:
     y_label: str = ""
     y_units: str = ""
     log_y: bool = False
+
+    def svg(self) -> str:
+        """The plot drawn by `xy_plot`."""
+        return xy_plot(
+            self.series,
+            title=self.title,
+            x_label=self.x_label,
+            x_units=self.x_units,
+            y_label=self.y_label,
+            y_units=self.y_units,
+            log_y=self.log_y,
+        )
 
     def to_json(self) -> dict[str, object]:
         """The JSON payload (schema ``ots.plot/1``); NaN and ±inf are written as null."""
@@ -374,17 +392,7 @@ def xy_plot(
     """
     left, right, top, bottom = 72, 16, 30 if title else 12, 46
     pw, ph = width - left - right, height - top - bottom
-    parts: list[str] = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="plot xy" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title or "plot")}" '
-        'font-family="sans-serif" font-size="11">',
-        f"<title>{escape(title or 'plot')}</title>",
-    ]
-    if title:
-        parts.append(
-            f'<text x="{left + pw / 2:.1f}" y="18" text-anchor="middle" font-size="13" '
-            f'font-weight="bold">{escape(title)}</text>'
-        )
+    parts = _svg_open("plot xy", width, height, title, left + pw / 2)
     frame = f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#444"/>'
     finite = [(s, x, y) for s in series for x, y in zip(s.x, s.y, strict=True) if math.isfinite(x) and math.isfinite(y)]
     ys = [y for _, _, y in finite]

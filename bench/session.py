@@ -14,9 +14,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from bench.calibration import CalibrationState, calibration_of
 from bench.config import CanConfig, ConfigError, LoadedConfig
@@ -32,6 +33,13 @@ from instruments.vsa import SignalAnalyzer
 from instruments.vsg import SignalGenerator
 
 log = logging.getLogger(__name__)
+
+
+class _Driver(Protocol):
+    def close(self) -> None: ...
+
+
+_DriverT = TypeVar("_DriverT", bound=_Driver)
 
 
 ANALYZER_DRIVERS = ("rs-fsv",)  # R&S FSV/FSW IQ analyzer (instruments/vsa.py)
@@ -196,7 +204,15 @@ class BenchSession:
         driver = open_power_supply(psu_cfg.driver, resource, psu_cfg.timeout_s)
         self.psu_driver = driver
         # Safe state is registered the moment a connection exists: from here on, any exit turns outputs off.
-        self.safe_state.register("psu", self._psu_safe_action(psu_cfg.driver, resource, psu_cfg.timeout_s))
+        self.safe_state.register(
+            "psu",
+            self._safe_action(
+                "psu",
+                lambda: self.psu_driver,
+                lambda: open_power_supply(psu_cfg.driver, resource, psu_cfg.timeout_s),
+                lambda psu: psu.all_outputs_off(),
+            ),
+        )
         if install_signals:
             self.safe_state.install()
 
@@ -244,42 +260,47 @@ class BenchSession:
             cfg = instruments.generator
             check_driver("generator", cfg.driver, GENERATOR_DRIVERS, self.config_path)
             assert envelope is not None and path is not None  # the config validator requires both
-            resource = resolve_resource(cfg.resource, self.twin, self.config_path, "generator")
+            generator_resource = resolve_resource(cfg.resource, self.twin, self.config_path, "generator")
             # The driver itself refuses any level the DUT receiver could not take through the uplink path.
             ceiling = envelope.max_rx_input_dbm + path.uplink_loss_db
-            generator = SignalGenerator(resource, max_level_dbm=ceiling, timeout_s=cfg.timeout_s)
+            generator = SignalGenerator(generator_resource, max_level_dbm=ceiling, timeout_s=cfg.timeout_s)
             self.generator_driver = generator
-            self.safe_state.register("generator", self._generator_safe_action(resource, ceiling, cfg.timeout_s))
-            self._identify("generator", cfg.driver, resource, generator.identity(), campaign)
+            timeout_s = cfg.timeout_s
+            self.safe_state.register(
+                "generator",
+                self._safe_action(
+                    "generator",
+                    lambda: self.generator_driver,
+                    lambda: SignalGenerator(generator_resource, max_level_dbm=ceiling, timeout_s=timeout_s),
+                    lambda gen: gen.safe_state(),
+                ),
+            )
+            self._identify("generator", cfg.driver, generator_resource, generator.identity(), campaign)
             generator.safe_state()
 
-    def _generator_safe_action(self, resource: str, ceiling: float, timeout_s: float) -> Any:
+    @staticmethod
+    def _safe_action(
+        role: str,
+        current: Callable[[], _DriverT | None],
+        open_fresh: Callable[[], _DriverT],
+        make_safe: Callable[[_DriverT], None],
+    ) -> Callable[[bool], None]:
+        """Safe state of one instrument: on the open connection, else (or when ``fresh``) on a new one —
+        the open one may be mid-exchange (a signal) or broken (link lost)."""
+
         def action(fresh: bool) -> None:
-            if not fresh and self.generator_driver is not None:
+            driver = None if fresh else current()
+            if driver is not None:
                 try:
-                    self.generator_driver.safe_state()
+                    make_safe(driver)
                     return
                 except InstrumentError as exc:
-                    log.warning("generator safe state on the open connection failed (%s); retrying", exc)
-            with SignalGenerator(resource, max_level_dbm=ceiling, timeout_s=timeout_s) as fresh_generator:
-                fresh_generator.safe_state()
-
-        return action
-
-    def _psu_safe_action(self, driver_name: str, resource: str, timeout_s: float) -> Any:
-        def action(fresh: bool) -> None:
-            if not fresh and self.psu_driver is not None:
-                try:
-                    self.psu_driver.all_outputs_off()
-                    return
-                except InstrumentError as exc:
-                    log.warning("safe state on the open connection failed (%s); retrying on a new one", exc)
-            # A new connection: the open one may be mid-exchange (signal) or broken (link lost).
-            fresh_psu = open_power_supply(driver_name, resource, timeout_s)
+                    log.warning("%s safe state on the open connection failed (%s); retrying on a new one", role, exc)
+            fresh_driver = open_fresh()
             try:
-                fresh_psu.all_outputs_off()
+                make_safe(fresh_driver)
             finally:
-                fresh_psu.close()
+                fresh_driver.close()
 
         return action
 

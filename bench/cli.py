@@ -192,14 +192,10 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run directory (holds 
 
     if not (run_dir / "journal.jsonl").exists():
         raise _fail(f"{run_dir}: no journal.jsonl here; give a run directory such as runs/latest")
-    from reports.db import default_url
+    from reports.db import run_db_url
 
     try:
-        # Trends against the runs in the results DB next to this run (or $BENCH_DB).
-        local = run_dir.resolve().parent / "results.sqlite"
-        files = write_reports(
-            run_dir, db_url=os.environ.get("BENCH_DB") or (f"sqlite:///{local}" if local.exists() else default_url())
-        )
+        files = write_reports(run_dir, db_url=run_db_url(run_dir))  # trends against the run's results DB
     except JournalError as exc:
         raise _fail(str(exc)) from None
     console.print(f"report: {files.html}", highlight=False)

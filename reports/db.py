@@ -222,6 +222,12 @@ def default_url() -> str:
     return os.environ.get("BENCH_DB") or DEFAULT_URL
 
 
+def run_db_url(run_dir: Path) -> str:
+    """The DB a run is imported into and trended against: ``$BENCH_DB``, else ``results.sqlite`` beside
+    the run directory (in the ``--out`` folder)."""
+    return os.environ.get("BENCH_DB") or f"sqlite:///{Path(run_dir).resolve().parent / 'results.sqlite'}"
+
+
 def open_db(url: str | None = None, *, create: bool = True) -> Engine:
     """An engine on ``url`` (default :func:`default_url`) with the schema created if missing.
 

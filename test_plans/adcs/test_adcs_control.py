@@ -20,11 +20,9 @@ WHEEL_TARGET_RPM = 2000
 
 
 @pytest.fixture
-def powered(dut_power, satellite):
-    dut_power.on()
-    satellite.await_nodes_alive(timeout_s=10)
-    satellite.enable_hk("ADCS")
-    return satellite
+def powered(satellite_on):
+    satellite_on.enable_hk("ADCS")
+    return satellite_on
 
 
 @pytest.mark.requirement("OTS-ADCS-010", "OTS-ADCS-011")

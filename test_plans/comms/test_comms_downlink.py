@@ -19,11 +19,9 @@ BURST_RECORD_S = 0.32  # the 250 ms burst (COMMS.TX_BURST_MS), 20 ms of pretrigg
 
 
 @pytest.fixture
-def radio(dut_power, satellite):
-    """The satellite on at nominal bus voltage, every node answering."""
-    dut_power.on()
-    satellite.await_nodes_alive(timeout_s=10)
-    return satellite
+def radio(satellite_on):
+    """The satellite on at nominal bus voltage, every node answering: the radio listens and can beacon."""
+    return satellite_on
 
 
 def key_beacon(satellite):

@@ -20,11 +20,9 @@ TEST_PORT = 31  # a CSP port no COMMS service listens on: test frames are counte
 
 
 @pytest.fixture
-def radio(dut_power, satellite):
-    """The satellite on at nominal bus voltage, every node answering."""
-    dut_power.on()
-    satellite.await_nodes_alive(timeout_s=10)
-    return satellite
+def radio(satellite_on):
+    """The satellite on at nominal bus voltage, every node answering: the radio listens and can beacon."""
+    return satellite_on
 
 
 def rx_counters(satellite):

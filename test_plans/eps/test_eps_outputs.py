@@ -15,12 +15,10 @@ pytestmark = pytest.mark.subsystem("EPS")
 
 
 @pytest.fixture
-def powered(dut_power, satellite):
+def powered(satellite_on):
     """The satellite on at nominal bus voltage, every node answering, EPS housekeeping flowing."""
-    dut_power.on()
-    satellite.await_nodes_alive(timeout_s=10)
-    satellite.enable_hk("EPS")
-    return satellite
+    satellite_on.enable_hk("EPS")
+    return satellite_on
 
 
 def _next_ibus(satellite):

@@ -17,11 +17,9 @@ pytestmark = pytest.mark.subsystem("OBC")
 
 
 @pytest.fixture
-def powered(dut_power, satellite):
+def powered(satellite_on):
     """The satellite on at nominal bus voltage with every node answering."""
-    dut_power.on()
-    satellite.await_nodes_alive(timeout_s=10)
-    return satellite
+    return satellite_on
 
 
 @pytest.mark.requirement("OTS-OBC-010")

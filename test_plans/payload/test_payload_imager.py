@@ -18,11 +18,9 @@ EXPOSURE_MS = 100
 
 
 @pytest.fixture
-def powered(dut_power, satellite):
-    dut_power.on()
-    satellite.await_nodes_alive(timeout_s=10)
-    satellite.enable_hk("PAYLOAD")
-    return satellite
+def powered(satellite_on):
+    satellite_on.enable_hk("PAYLOAD")
+    return satellite_on
 
 
 @pytest.mark.requirement("OTS-PL-010")

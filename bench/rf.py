@@ -57,6 +57,7 @@ REF_LEVEL_HEADROOM_DB: Final = 3.0
 DEFAULT_SAMPLE_RATE: Final = 96_000.0
 WAVEFORM_NAME: Final = "bench_uplink"
 UPLINK_PREAMBLE_FLAGS: Final = 24
+GROUND_CALLSIGN: Final = "OTSGS"  # the bench plays the ground station
 
 
 class PathWouldOverload(EnvelopeViolation):
@@ -300,18 +301,15 @@ class RfFrontEnd:
                  level, time.monotonic() - started)  # fmt: skip
         return duration
 
-    def uplink_packets(self, packets: Sequence[bytes], level_at_port_dbm: float, *, dest: str | None = None) -> float:
-        """CSP packets (or any payloads) as UI frames from the ground station to the radio (or ``dest``)."""
-        frames = [self.ui_frame(p, dest=dest) for p in packets]
-        return self.uplink_frames(frames, level_at_port_dbm)
+    def uplink_packets(self, packets: Sequence[bytes], level_at_port_dbm: float) -> float:
+        """CSP packets (or any payloads) as UI frames from the ground station to the radio."""
+        return self.uplink_frames([self.ui_frame(p) for p in packets], level_at_port_dbm)
 
-    def ui_frame(self, info: bytes, *, dest: str | None = None, dest_ssid: int | None = None) -> bytes:
-        return build_ui_frame(
-            dest or self.radio.callsign,
-            "OTSGS",
-            info,
-            dest_ssid=self.radio.ssid if dest is None and dest_ssid is None else (dest_ssid or 0),
-        )
+    def ui_frame(self, info: bytes, *, dest: str | None = None) -> bytes:
+        """A UI frame from the ground station to the radio (its callsign and SSID), or to ``dest`` (SSID 0)."""
+        if dest is None:
+            return build_ui_frame(self.radio.callsign, GROUND_CALLSIGN, info, dest_ssid=self.radio.ssid)
+        return build_ui_frame(dest, GROUND_CALLSIGN, info)
 
     def safe_state(self) -> None:
         if self.generator is not None:

@@ -64,7 +64,6 @@ def build_wv(iq: npt.NDArray[np.int16], clock_hz: float) -> bytes:
     return head.encode("ascii") + f"{{WAVEFORM-{len(payload) + 1}:#".encode("ascii") + payload + b"}"
 
 
-
 class SignalGenerator:
     """R&S SMW/SMBV vector generator with a driver-enforced level ceiling."""
 

@@ -48,6 +48,7 @@ PATH_LOSS_DB: Final = 40.8  # attenuator 40.0 + splitter arm and cables 0.8: the
 DISCONNECTED_LOSS_DB: Final = 70.0  # an open SMA still leaks a little
 ANALYZER_NF_DB: Final = 11.0  # noise figure at 0 dB input attenuation
 RECEIVER_NF_DB: Final = 6.0
+RX_DAMAGE_DBM: Final = -10.0  # above this the receiver's LNA would be damaged (the bench envelope says -20)
 RECEIVER_BANDWIDTH_HZ: Final = 12_000.0  # the receiver's IF filter: a carrier further off is not heard
 RAMP_S: Final = 0.001
 CLIP_ABOVE_REF_DB: Final = 6.0
@@ -95,7 +96,9 @@ class RfLink:
         self._rng = world.rng("rf.link")
         self._emission: Emission | None = None
         self._playout: _Playout | None = None
-        self._waveform_cache: tuple[int, list[bytes]] | None = None
+        # The last waveform and its frames: the generator hands the same array for every playout of a waveform,
+        # and holding it keeps the identity check valid.
+        self._waveform_cache: tuple[npt.NDArray[np.int16], float, list[bytes]] | None = None
         self.comms.uplink_poll = self.deliver
         world.tickers.append(lambda: self.deliver(self.clock()))
         world.state["rf"] = self.state
@@ -180,16 +183,16 @@ class RfLink:
         bits = [len(f) * 8 + 16 for f in frames]
         self._playout = _Playout(frames, bits, emission.started_at, duration, emission.repeat)
         level = emission.level_dbm - self.loss_db
-        if level > -10.0:
+        if level > RX_DAMAGE_DBM:
             self.rx_overdriven += 1
-            _log.warning("generator drives %.1f dBm into the receiver: above its -10 dBm maximum", level)
+            _log.warning("generator drives %.1f dBm into the receiver: above its %g dBm maximum", level, RX_DAMAGE_DBM)
 
     def _frames_of(self, iq: npt.NDArray[np.int16], clock_hz: float) -> list[bytes]:
-        key = hash(iq.tobytes())
-        if self._waveform_cache is None or self._waveform_cache[0] != key:
+        cache = self._waveform_cache
+        if cache is None or cache[0] is not iq or cache[1] != clock_hz:
             samples = iq[:, 0].astype(np.float32) + 1j * iq[:, 1].astype(np.float32)
-            self._waveform_cache = (key, uhf_modem.demodulate_frames(samples, clock_hz))
-        return self._waveform_cache[1]
+            cache = self._waveform_cache = (iq, clock_hz, uhf_modem.demodulate_frames(samples, clock_hz))
+        return cache[2]
 
     def frame_error_rate(self, level_dbm: float, bits: int) -> float:
         noise = -174.0 + RECEIVER_NF_DB + 10.0 * math.log10(self.radio.bit_rate)

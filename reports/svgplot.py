@@ -106,6 +106,20 @@ def _svg_open(css_class: str, width: int, height: int, title: str, title_x: floa
     return parts
 
 
+def _grid(
+    left: float, top: float, pw: float, ph: float, y_ticks: list[tuple[float, str]], x_ticks: list[tuple[float, str]]
+) -> list[str]:
+    """Grid lines and tick labels at the given pixel positions (labels are escaped here)."""
+    out: list[str] = []
+    for y, label in y_ticks:
+        out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + pw}" y2="{y:.1f}" stroke="#ddd"/>')
+        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{escape(label)}</text>')
+    for x, label in x_ticks:
+        out.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + ph}" stroke="#eee"/>')
+        out.append(f'<text x="{x:.1f}" y="{top + ph + 16}" text-anchor="middle">{escape(label)}</text>')
+    return out
+
+
 def line_plot(
     values: Sequence[float],
     interval_s: float,
@@ -159,16 +173,11 @@ def line_plot(
         return top + ph * (1 - (v - y0) / (y1 - y0))
 
     # grid, ticks and labels
-    grid: list[str] = []
-    for t in y_ticks:
-        y = py(t)
-        grid.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + pw}" y2="{y:.1f}" stroke="#ddd"/>')
-        grid.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{_tick_label(t, y_step)}</text>')
-    for t in x_ticks:
-        x = px(t)
-        grid.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + ph}" stroke="#eee"/>')
-        grid.append(f'<text x="{x:.1f}" y="{top + ph + 16}" text-anchor="middle">{_tick_label(t, x_step)}</text>')
-    parts.extend(grid)
+    parts += _grid(
+        left, top, pw, ph,
+        [(py(t), _tick_label(t, y_step)) for t in y_ticks],
+        [(px(t), _tick_label(t, x_step)) for t in x_ticks],
+    )  # fmt: skip
     parts.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#444"/>')
     if y0 < 0 < y1:
         parts.append(f'<line x1="{left}" y1="{py(0):.1f}" x2="{left + pw}" y2="{py(0):.1f}" stroke="#888"/>')
@@ -442,14 +451,11 @@ def xy_plot(
     def py(v: float) -> float:
         return top + ph * (1 - (ty(v) - ly0) / (ly1 - ly0))
 
-    for t, label in zip(y_ticks, y_tick_labels, strict=True):
-        y = py(t)
-        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + pw}" y2="{y:.1f}" stroke="#ddd"/>')
-        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{escape(label)}</text>')
-    for t in x_ticks:
-        x = px(t)
-        parts.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + ph}" stroke="#eee"/>')
-        parts.append(f'<text x="{x:.1f}" y="{top + ph + 16}" text-anchor="middle">{_tick_label(t, x_step)}</text>')
+    parts += _grid(
+        left, top, pw, ph,
+        [(py(t), label) for t, label in zip(y_ticks, y_tick_labels, strict=True)],
+        [(px(t), _tick_label(t, x_step)) for t in x_ticks],
+    )  # fmt: skip
     parts.append(frame)
     if not log_y and ly0 < 0 < ly1:
         parts.append(f'<line x1="{left}" y1="{py(0):.1f}" x2="{left + pw}" y2="{py(0):.1f}" stroke="#888"/>')

@@ -1,10 +1,9 @@
 """Fixtures for the RF tests: a twin-backed bench (session, satellite, RF front end) with the DUT powered,
 and the twin's control endpoint (fault injection, state) — one twin per test module.
 
-Not a conftest.py on purpose: several test folders do ``from conftest import ...``, and one more conftest
-module would shadow theirs when folders are given in some orders. Test modules import ``rig_fixture`` (the
-``rig`` fixture) from here: the folder is on sys.path in pytest's default import mode and the basename is
-unique in the repo.
+Test modules import ``rig_fixture`` (the ``rig`` fixture) from here: the folder is on sys.path in pytest's
+default import mode and the basename is unique in the repo (no test imports a ``conftest``: that name is
+shared by every folder).
 """
 
 from __future__ import annotations

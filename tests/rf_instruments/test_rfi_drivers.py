@@ -6,7 +6,8 @@ import socket
 
 import numpy as np
 import pytest
-from conftest import TONE_HZ, EmissionLog, LoopThread, ToneSource
+from loop_support import LoopThread
+from rfi_rig import TONE_HZ, EmissionLog, ToneSource
 
 from instruments.errors import (
     ConnectionLost,

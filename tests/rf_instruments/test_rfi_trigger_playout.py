@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from conftest import EmissionLog, FakeClock, LoopThread, ToneSource, wait_until
+from loop_support import FakeClock, LoopThread, wait_until
+from rfi_rig import EmissionLog, ToneSource
 
 from instruments.errors import CaptureTimeout, InstrumentError, InstrumentRejected, PlayoutTimeout
 from instruments.vsa import IqCapture, SignalAnalyzer
@@ -268,7 +269,7 @@ def test_single_shot_playout_runs_for_n_over_clock(clocked_generator: Clocked) -
         assert conn.ask("SOUR:BB:ARB:SEQ?;:SOUR:BB:ARB:TRIG:RMOD?") == "SING;STOP"
         idle = log.events[-1]
         assert (idle.iq, idle.started_at, idle.repeat, idle.rf_on) == (None, None, False, True)
-        clock.now = 1001.0
+        clock.t = 1001.0
         conn.send("SOUR:BB:ARB:TRIG:EXEC")
         assert conn.error() == 0
         assert conn.ask("SOUR:BB:ARB:TRIG:RMOD?") == "RUN"
@@ -278,13 +279,13 @@ def test_single_shot_playout_runs_for_n_over_clock(clocked_generator: Clocked) -
         assert (playing.started_at, playing.repeat) == (1001.0, False)
         assert playing.iq is not None
         np.testing.assert_array_equal(playing.iq, iq)
-        clock.now = 1001.0005
+        clock.t = 1001.0005
         conn.send("SOUR:POW -70")
         assert conn.error() == 0
         changed = log.events[-1]
         assert (changed.level_dbm, changed.started_at, changed.repeat) == (-70.0, 1001.0, False)
         assert conn.ask("SOUR:BB:ARB:TRIG:RMOD?") == "RUN"
-        clock.now = 1001.0011
+        clock.t = 1001.0011
         assert conn.ask("SOUR:BB:ARB:TRIG:RMOD?") == "STOP"
         assert service.playouts == 1
     finally:
@@ -297,14 +298,14 @@ def test_auto_mode_repeats_while_the_arb_is_on(clocked_generator: Clocked) -> No
     try:
         iq = _load(conn, 100, 1e6)
         assert conn.ask("SOUR:BB:ARB:SEQ?;:SOUR:BB:ARB:TRIG:RMOD?") == "AUTO;STOP"
-        clock.now = 1005.0
+        clock.t = 1005.0
         conn.send("SOUR:BB:ARB:STAT ON")
         assert conn.error() == 0
         on = log.events[-1]
         assert (on.started_at, on.repeat, on.rf_on) == (1005.0, True, False)
         assert on.iq is not None
         np.testing.assert_array_equal(on.iq, iq)
-        clock.now = 2000.0  # long after n/clock: still running
+        clock.t = 2000.0  # long after n/clock: still running
         assert conn.ask("SOUR:BB:ARB:TRIG:RMOD?") == "RUN"
         conn.send("OUTP ON")
         assert conn.error() == 0

@@ -6,7 +6,8 @@ import socket
 
 import numpy as np
 import pytest
-from conftest import EmissionLog, LoopThread, ToneSource
+from loop_support import LoopThread
+from rfi_rig import EmissionLog, ToneSource
 
 import instruments.scpi as scpi_module
 from instruments.scpi import resource_manager

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import textwrap
 
-from conftest import bench_config_for, start_bench
+from safety_rig import bench_config_for, start_bench
 
 PLAN = textwrap.dedent(
     """

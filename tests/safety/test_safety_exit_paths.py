@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import TwinHandle, bench_config_for, start_bench
+from safety_rig import TwinHandle, bench_config_for, start_bench
 
 from bench.waiting import await_true
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from side_harness import ConsoleTwin, I2CTwin, LoopThread
+from loop_support import LoopThread
+from side_harness import ConsoleTwin, I2CTwin
 
 
 @pytest.fixture

@@ -6,67 +6,16 @@ their own asyncio loop exactly as in the twin process. Synchronisation is by awa
 
 from __future__ import annotations
 
-import asyncio
-import threading
-import time
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+
+from loop_support import FakeClock, LoopThread
 
 from twin.console import ObcConsole
 from twin.eps_i2c import EPS_I2C_ADDRESS, TMP100_ADDRESS, EpsHousekeepingState, EpsI2CDevice, Tmp100Device
 from twin.usbiss import UsbIssEmulator
 
 T = TypeVar("T")
-
-
-class WaitTimeout(AssertionError):
-    pass
-
-
-def wait_until(condition: Callable[[], T], *, timeout_s: float = 5.0, what: str = "condition") -> T:
-    """Poll `condition` until it returns something truthy; return that value."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise WaitTimeout(f"timed out after {timeout_s} s awaiting {what}; last: {value!r}")
-        time.sleep(0.002)  # poll interval; the loop ends on the predicate
-
-
-class LoopThread:
-    """An asyncio loop in a daemon thread."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="side-twin", daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout_s: float = 10.0) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
-
-    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Call a synchronous component method on the loop and return its result."""
-
-        async def in_loop() -> T:
-            return fn(*args, **kwargs)
-
-        return self.run(in_loop())
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
-
-
-@dataclass
-class FakeClock:
-    t: float = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 @dataclass

@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from side_harness import ConsoleTwin, LoopThread, wait_until
+from loop_support import LoopThread, wait_until
+from side_harness import ConsoleTwin
 
 from instruments.console import Console, ConsoleLost, ConsoleTimeout
 

@@ -8,7 +8,8 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from side_harness import I2CTwin, wait_until
+from loop_support import wait_until
+from side_harness import I2CTwin
 
 from instruments.i2c import (
     EpsReplyError,

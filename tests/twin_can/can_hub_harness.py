@@ -6,60 +6,29 @@ twin process, on its own asyncio loop. Synchronisation is by awaited predicates 
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import threading
 import time
-from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import can
+from loop_support import LoopThread
 
 from twin.canbus import CanBusStats, CanHub
 
 T = TypeVar("T")
 
 
-class WaitTimeout(AssertionError):
-    pass
-
-
-def wait_until(condition: Callable[[], T], *, timeout_s: float = 5.0, what: str = "condition") -> T:
-    """Poll `condition` until it returns something truthy; return that value."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise WaitTimeout(f"timed out after {timeout_s} s awaiting {what}; last: {value!r}")
-        time.sleep(0.002)  # poll interval; the loop ends on the predicate
-
-
-class HubThread:
+class HubThread(LoopThread):
     """A started CanHub (free ports) living in its own thread."""
 
     def __init__(self, **hub_options: Any) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="can-hub", daemon=True)
-        self.thread.start()
+        super().__init__("can-hub")
         self.hub = CanHub(**hub_options)
         self.run(self.hub.start("127.0.0.1", 0, 0))
         endpoints = self.hub.endpoints()
         self.socketcand_port: int = endpoints["can_socketcand"]["port"]
         self.slcan_url: str = endpoints["can_slcan"]["url"]
         self.slcan_port: int = endpoints["can_slcan"]["port"]
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout_s: float = 10.0) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
-
-    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Call a synchronous hub method on the hub's loop and return its result."""
-
-        async def in_loop() -> T:
-            return fn(*args, **kwargs)
-
-        return self.run(in_loop())
 
     def stats(self) -> CanBusStats:
         return self.call(self.hub.stats)
@@ -69,9 +38,7 @@ class HubThread:
 
     def close(self) -> None:
         self.run(self.hub.close())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
+        super().close()
 
 
 def recv_n(bus: can.BusABC, n: int, *, timeout_s: float = 5.0) -> list[can.Message]:
@@ -81,7 +48,7 @@ def recv_n(bus: can.BusABC, n: int, *, timeout_s: float = 5.0) -> list[can.Messa
     while len(got) < n:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise WaitTimeout(f"received {len(got)} of {n} frames within {timeout_s} s")
+            raise AssertionError(f"received {len(got)} of {n} frames within {timeout_s} s")
         msg = bus.recv(timeout=left)
         if msg is not None:
             got.append(msg)

@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 import can
 import pytest
-from can_hub_harness import HubThread, RawClient, recv_n, wait_until
+from can_hub_harness import HubThread, RawClient, recv_n
+from loop_support import wait_until
 
 from twin.canbus import CanErrorClass, CanFrame, CanHub, NodePort
 

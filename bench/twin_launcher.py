@@ -61,8 +61,11 @@ def running_twins() -> list[dict[str, Any]]:
     return found
 
 
-def twin_control(endpoints: dict[str, dict[str, Any]], timeout_s: float = 5.0, **cmd: object) -> dict[str, Any]:
-    """One request to a twin's control endpoint (JSON Lines over TCP; tests and fault injection only)."""
+def twin_control(
+    endpoints: dict[str, dict[str, Any]], timeout_s: float = 5.0, *, check: bool = True, **cmd: object
+) -> dict[str, Any]:
+    """One request to a twin's control endpoint (JSON Lines over TCP; tests and fault injection only).
+    With ``check`` a refusal raises TwinError; without, the reply is returned as it is."""
     ctl = endpoints["control"]
     with socket.create_connection((str(ctl["host"]), int(ctl["port"])), timeout=timeout_s) as sock:
         sock.sendall((json.dumps(cmd) + "\n").encode())
@@ -73,7 +76,7 @@ def twin_control(endpoints: dict[str, dict[str, Any]], timeout_s: float = 5.0, *
                 break
             data += chunk
     reply: dict[str, Any] = json.loads(data)
-    if not reply.get("ok"):
+    if check and not reply.get("ok"):
         raise TwinError(f"twin control {cmd.get('cmd')!r} refused: {reply.get('error', reply)}")
     return reply
 

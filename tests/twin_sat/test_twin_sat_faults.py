@@ -6,19 +6,20 @@ import struct
 
 import can
 import pytest
-from twin_sat_harness import ICD, Egse, TwinProcess, wait_for
+from twin_sat_harness import ICD, Egse
+from twin_support import TwinUnderTest, wait_for
 
 from twin import csp
 
 BOOT_EVENT = struct.pack(">H", 0x0101)
 
 
-def _fault(twin: TwinProcess, **request: object) -> None:
+def _fault(twin: TwinUnderTest, **request: object) -> None:
     reply = twin.control({"cmd": "fault", **request})
     assert reply["ok"], reply
 
 
-def test_obc_reboot_tc_resets_uptime_and_counts_a_boot(egse: Egse, sat_twin: TwinProcess) -> None:
+def test_obc_reboot_tc_resets_uptime_and_counts_a_boot(egse: Egse, sat_twin: TwinUnderTest) -> None:
     before = egse.hk("OBC")
     wait_for(lambda: egse.hk("OBC")["UPTIME"] >= 1, 3.0, "OBC uptime ≥ 1 s")
     request_id = egse.function("OBC", "REBOOT")
@@ -29,7 +30,7 @@ def test_obc_reboot_tc_resets_uptime_and_counts_a_boot(egse: Egse, sat_twin: Twi
     assert after["UPTIME"] < 1 and after["RESET_CAUSE"] == 3 and after["BOOT_COUNT"] == before["BOOT_COUNT"] + 1
 
 
-def test_csp_reboot_port_and_control_reboot(egse: Egse, sat_twin: TwinProcess) -> None:
+def test_csp_reboot_port_and_control_reboot(egse: Egse, sat_twin: TwinUnderTest) -> None:
     boots = sat_twin.node_state("OBC")["boot_count"]
     egse.send(ICD.nodes["OBC"].address, csp.PORT_REBOOT, struct.pack(">I", csp.REBOOT_MAGIC))
     egse.await_tm("OBC", lambda t: t.key == (5, 1) and t.tm.source_data[:2] == BOOT_EVENT)  # type: ignore[union-attr]
@@ -40,7 +41,7 @@ def test_csp_reboot_port_and_control_reboot(egse: Egse, sat_twin: TwinProcess) -
     assert state["boot_count"] == boots + 2 and state["reset_cause"] == "command" and state["mode"] == "NOMINAL"
 
 
-def test_node_state_in_control(sat_twin: TwinProcess, egse: Egse) -> None:
+def test_node_state_in_control(sat_twin: TwinUnderTest, egse: Egse) -> None:
     state = sat_twin.control({"cmd": "state"})["satellite"]
     assert set(state["nodes"]) == set(ICD.nodes)
     eps = state["nodes"]["EPS"]
@@ -48,7 +49,7 @@ def test_node_state_in_control(sat_twin: TwinProcess, egse: Egse) -> None:
     assert state["can"]["frames"] > 0
 
 
-def test_node_silent(egse: Egse, sat_twin: TwinProcess) -> None:
+def test_node_silent(egse: Egse, sat_twin: TwinUnderTest) -> None:
     _fault(sat_twin, name="node_silent", node="ADCS", on=True)
     try:
         egse.send(ICD.nodes["ADCS"].address, csp.PORT_PING, b"\x55")
@@ -59,7 +60,7 @@ def test_node_silent(egse: Egse, sat_twin: TwinProcess) -> None:
     assert egse.request("ADCS", csp.PORT_PING, b"\x55") == b"\x55"
 
 
-def test_crc_error(egse: Egse, sat_twin: TwinProcess) -> None:
+def test_crc_error(egse: Egse, sat_twin: TwinUnderTest) -> None:
     _fault(sat_twin, name="crc_error", node="EPS", count=1)
     address = ICD.nodes["EPS"].address
     sport = egse.send(address, csp.PORT_PING, b"\x01\x02")
@@ -68,7 +69,7 @@ def test_crc_error(egse: Egse, sat_twin: TwinProcess) -> None:
     assert egse.request("EPS", csp.PORT_PING, b"\x01\x02") == b"\x01\x02"
 
 
-def test_lost_fragment(egse: Egse, sat_twin: TwinProcess) -> None:
+def test_lost_fragment(egse: Egse, sat_twin: TwinUnderTest) -> None:
     _fault(sat_twin, name="lost_fragment", node="EPS", count=1)
     lost_before = egse.rx.lost
     payload = bytes(range(40))
@@ -78,7 +79,7 @@ def test_lost_fragment(egse: Egse, sat_twin: TwinProcess) -> None:
     assert egse.request("EPS", csp.PORT_PING, payload) == payload
 
 
-def test_babble_floods_the_bus_then_stops(egse: Egse, sat_twin: TwinProcess) -> None:
+def test_babble_floods_the_bus_then_stops(egse: Egse, sat_twin: TwinUnderTest) -> None:
     frames_before = len(egse.frames)
     _fault(sat_twin, name="babble", node="PAYLOAD", seconds=0.3)
     wait_for(lambda: egse.pump(0.05) or len(egse.frames) - frames_before > 500, 3.0, "babble frames")
@@ -88,7 +89,7 @@ def test_babble_floods_the_bus_then_stops(egse: Egse, sat_twin: TwinProcess) -> 
     assert egse.request("PAYLOAD", csp.PORT_PING, b"\x55", timeout=5.0) == b"\x55"
 
 
-def test_bus_off_then_recovery(egse: Egse, sat_twin: TwinProcess) -> None:
+def test_bus_off_then_recovery(egse: Egse, sat_twin: TwinUnderTest) -> None:
     frames_before = len(egse.frames)
     _fault(sat_twin, name="bus_off", seconds=0.5)
     wait_for(lambda: egse.pump(0.05) or any(m.is_error_frame for m in egse.frames[frames_before:]), 2.0, "error frame")
@@ -97,7 +98,7 @@ def test_bus_off_then_recovery(egse: Egse, sat_twin: TwinProcess) -> None:
 
 
 @pytest.mark.parametrize("kind", ["bad_crc", "wrong_length"])
-def test_malformed_pus(egse: Egse, sat_twin: TwinProcess, kind: str) -> None:
+def test_malformed_pus(egse: Egse, sat_twin: TwinUnderTest, kind: str) -> None:
     _fault(sat_twin, name="malformed_pus", node="OBC", kind=kind, count=1)
     egse.tc("OBC", 17, 1)
     first = egse.await_tm("OBC", lambda t: True)
@@ -106,7 +107,7 @@ def test_malformed_pus(egse: Egse, sat_twin: TwinProcess, kind: str) -> None:
     assert pong.tm is not None
 
 
-def test_latchup_event_and_counter(egse: Egse, sat_twin: TwinProcess) -> None:
+def test_latchup_event_and_counter(egse: Egse, sat_twin: TwinUnderTest) -> None:
     egse.verification("EPS", egse.function("EPS", "SET_OUTPUT", 4, True), 7)  # HEATER on
     _fault(sat_twin, name="latchup", channel="HEATER")
     event = egse.await_tm("EPS", lambda t: t.key == (5, 3))
@@ -117,7 +118,7 @@ def test_latchup_event_and_counter(egse: Egse, sat_twin: TwinProcess) -> None:
     assert egse.hk("EPS")["LATCHUPS_HEATER"] == 0
 
 
-def test_ping_over_slcan(sat_twin: TwinProcess) -> None:
+def test_ping_over_slcan(sat_twin: TwinUnderTest) -> None:
     url = sat_twin.endpoints["can_slcan"]["url"]
     bus = can.Bus(interface="slcan", channel=url, bitrate=1_000_000, sleep_after_open=0)
     egse = Egse(bus)

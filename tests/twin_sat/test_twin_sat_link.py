@@ -6,7 +6,8 @@ import struct
 from pathlib import Path
 
 import pytest
-from twin_sat_harness import ICD, Egse, TwinProcess, socketcand_bus, wait_for
+from twin_sat_harness import ICD, Egse, socketcand_bus
+from twin_support import TwinUnderTest, wait_for
 
 from twin import csp
 
@@ -80,7 +81,7 @@ def test_housekeeping_adcs_comms_payload(egse: Egse) -> None:
     assert payload["LAST_CAPTURE_STATUS"] in (0, 1, 2) and -20 < payload["IMAGER_TEMP"] < 60
 
 
-def test_periodic_housekeeping_enable_disable(egse: Egse, sat_twin: TwinProcess) -> None:
+def test_periodic_housekeeping_enable_disable(egse: Egse, sat_twin: TwinUnderTest) -> None:
     request_id = egse.tc("ADCS", 3, 5, struct.pack(">I", 1))
     egse.verification("ADCS", request_id, 7)
     egse.await_tm("ADCS", lambda t: t.key == (3, 25))
@@ -90,7 +91,7 @@ def test_periodic_housekeeping_enable_disable(egse: Egse, sat_twin: TwinProcess)
     assert sat_twin.node_state("ADCS")["hk_enabled"] == []
 
 
-def test_payload_output_steps_the_psu_current(egse: Egse, sat_twin: TwinProcess) -> None:
+def test_payload_output_steps_the_psu_current(egse: Egse, sat_twin: TwinUnderTest) -> None:
     before = sum(sat_twin.current() for _ in range(5)) / 5
     request_id = egse.function("EPS", "SET_OUTPUT", 3, True)
     egse.verification("EPS", request_id, 7)
@@ -180,7 +181,7 @@ def test_time_report(egse: Egse) -> None:
 
 
 def test_nodes_are_silent_before_power_on(tmp_path: Path) -> None:
-    twin = TwinProcess(tmp_path / "cold")
+    twin = TwinUnderTest(tmp_path / "cold")
     egse = Egse(socketcand_bus(twin))
     try:
         egse.send(ICD.nodes["OBC"].address, csp.PORT_PING, b"\x55")
@@ -195,7 +196,7 @@ def test_nodes_are_silent_before_power_on(tmp_path: Path) -> None:
 
 
 def test_csp_v2_cfp2(tmp_path: Path) -> None:
-    twin = TwinProcess(tmp_path / "v2", "--csp-version", "2")
+    twin = TwinUnderTest(tmp_path / "v2", "--csp-version", "2")
     egse = Egse(socketcand_bus(twin), version=2)
     try:
         twin.power_on()
@@ -208,7 +209,7 @@ def test_csp_v2_cfp2(tmp_path: Path) -> None:
         twin.kill()
 
 
-def test_beacon_burst_is_a_tx_load(egse: Egse, sat_twin: TwinProcess) -> None:
+def test_beacon_burst_is_a_tx_load(egse: Egse, sat_twin: TwinUnderTest) -> None:
     egse.verification("COMMS", egse.function("COMMS", "SET_BEACON_PERIOD", 5), 7)
     egse.verification("COMMS", egse.function("COMMS", "SET_BEACON", True), 7)
     try:

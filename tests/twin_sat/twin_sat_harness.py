@@ -7,101 +7,23 @@ meet this code only on the wire.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
 import struct
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import can
-import pyvisa
 from spacepackets.ecss import PusTc, PusTm
+from twin_support import TwinUnderTest
 
 from twin import csp
 from twin.icd import Icd, load_icd
 
-REPO = Path(__file__).resolve().parents[2]
 ICD: Icd = load_icd()
 EGSE = ICD.egse_address
 PUS_PORT = ICD.pus_port
 T = TypeVar("T")
-
-
-def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.01) -> T:
-    """Await a truthy ``predicate()`` (returned) or fail after ``timeout`` seconds naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what} (last: {value!r})")
-        time.sleep(interval)  # poll period of this await helper, not a synchronisation delay
-
-
-class TwinProcess:
-    def __init__(self, workdir: Path, *args: str) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.workdir = workdir
-        endpoints_file = workdir / "endpoints.json"
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
-        with (workdir / "stdout.txt").open("wb") as out, (workdir / "stderr.txt").open("wb") as err:
-            command = [sys.executable, "-m", "twin", "--ports", "auto", "--endpoints-file", str(endpoints_file)]
-            command += ["--parent-pid", str(os.getpid()), *args]
-            self.proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-        try:
-            wait_for(lambda: endpoints_file.exists() or self.proc.poll() is not None, 15.0, "the endpoints file")
-            if self.proc.poll() is not None:
-                raise AssertionError(f"twin exited: {(workdir / 'stderr.txt').read_text()}")
-        except BaseException:
-            self.kill()
-            raise
-        self.endpoints: dict[str, dict[str, Any]] = json.loads(endpoints_file.read_text())["endpoints"]
-        self._rm = pyvisa.ResourceManager("@py")
-        self.psu = self._rm.open_resource(
-            self.endpoints["psu"]["resource"], read_termination="\n", write_termination="\n", timeout=3000
-        )
-
-    def control(self, request: dict[str, Any]) -> dict[str, Any]:
-        with socket.create_connection(("127.0.0.1", int(self.endpoints["control"]["port"])), timeout=3.0) as sock:
-            sock.sendall(json.dumps(request).encode() + b"\n")
-            with sock.makefile("rb") as reader:
-                reply: dict[str, Any] = json.loads(reader.readline())
-        return reply
-
-    def node_state(self, node: str) -> dict[str, Any]:
-        state: dict[str, Any] = self.control({"cmd": "state"})["satellite"]["nodes"][node]
-        return state
-
-    def power_on(self) -> None:
-        self.psu.write("VOLT 3.8,(@1)")
-        self.psu.write("CURR 3,(@1)")
-        self.psu.write("OUTP 1,(@1)")
-        wait_for(lambda: all(n["alive"] for n in self.control({"cmd": "state"})["satellite"]["nodes"].values()),
-                 5.0, "every node to boot")  # fmt: skip
-
-    def current(self) -> float:
-        return float(self.psu.query("MEAS:CURR? (@1)"))
-
-    def kill(self) -> None:
-        if getattr(self, "psu", None) is not None:
-            self.psu.close()
-            self._rm.close()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
 
 
 @dataclass
@@ -249,6 +171,6 @@ class Egse:
         return values
 
 
-def socketcand_bus(twin: TwinProcess) -> can.BusABC:
+def socketcand_bus(twin: TwinUnderTest) -> can.BusABC:
     ep = twin.endpoints["can_socketcand"]
     return can.Bus(interface="socketcand", channel=ep["channel"], host=ep["host"], port=int(ep["port"]))

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 import serial
-from twin_side_harness import HK_FORMAT, Console, Egse, RawIss, TwinProcess, wait_for
+from twin_side_harness import HK_FORMAT, Console, Egse, RawIss
+from twin_support import TwinUnderTest, wait_for
 from usb_iss import UsbIss
 
 FIRMWARE = "v1.4.2"  # the ICD's CMP ident revision (docs/icd.md); the console must print the same
@@ -25,41 +26,41 @@ WDT_GND, COUNTER_BOOT, TEMPS = 47, 54, slice(55, 61)
 
 
 @pytest.fixture(scope="module")
-def twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwinProcess]:
-    process = TwinProcess(Path(tmp_path_factory.mktemp("twin_side")))
+def twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwinUnderTest]:
+    process = TwinUnderTest(Path(tmp_path_factory.mktemp("twin_side")))
     yield process
     process.kill()
 
 
 @pytest.fixture
-def iss(twin: TwinProcess) -> Iterator[RawIss]:
+def iss(twin: TwinUnderTest) -> Iterator[RawIss]:
     client = RawIss(twin.endpoints["i2c"]["url"])
     yield client
     client.close()
 
 
 @pytest.fixture
-def console(twin: TwinProcess) -> Iterator[Console]:
+def console(twin: TwinUnderTest) -> Iterator[Console]:
     client = Console(twin.endpoints["console"]["url"])
     yield client
     client.close()
 
 
 @pytest.fixture
-def egse(twin: TwinProcess) -> Iterator[Egse]:
+def egse(twin: TwinUnderTest) -> Iterator[Egse]:
     bus = Egse(twin.endpoints["can_socketcand"])
     yield bus
     bus.close()
 
 
 @pytest.fixture
-def powered(twin: TwinProcess) -> TwinProcess:
+def powered(twin: TwinUnderTest) -> TwinUnderTest:
     if not all(n["alive"] for n in twin.state()["satellite"]["nodes"].values()):
         twin.power_on()
     return twin
 
 
-def test_endpoint_records_and_startup_lines(twin: TwinProcess) -> None:
+def test_endpoint_records_and_startup_lines(twin: TwinUnderTest) -> None:
     for name, kind in (("i2c", "usb-iss"), ("console", "uart")):
         record = twin.endpoints[name]
         assert record["kind"] == kind
@@ -70,7 +71,7 @@ def test_endpoint_records_and_startup_lines(twin: TwinProcess) -> None:
         assert record["url"] in line and f"pty {record['pty']}" in line
 
 
-def test_unpowered_satellite_nacks_and_console_is_dark(twin: TwinProcess, iss: RawIss) -> None:
+def test_unpowered_satellite_nacks_and_console_is_dark(twin: TwinUnderTest, iss: RawIss) -> None:
     assert iss.transact(b"\x5a\x01", 3)[0] == 0x07  # the adapter itself is on USB power
     assert not iss.present(0x02) and not iss.present(0x48)
     state = twin.state()
@@ -78,7 +79,7 @@ def test_unpowered_satellite_nacks_and_console_is_dark(twin: TwinProcess, iss: R
     assert state["i2c"]["devices"]["eps"]["present"] is False
 
 
-def test_console_boot_log_shows_the_cmp_firmware_revision(twin: TwinProcess, console: Console, egse: Egse) -> None:
+def test_console_boot_log_shows_the_cmp_firmware_revision(twin: TwinUnderTest, console: Console, egse: Egse) -> None:
     twin.power_on()
     text = console.await_text("boot complete")
     revision = egse.firmware_revision()
@@ -91,7 +92,7 @@ def test_console_boot_log_shows_the_cmp_firmware_revision(twin: TwinProcess, con
     assert twin.state()["satellite"]["nodes"]["OBC"]["mode"] == "NOMINAL"
 
 
-def test_pypi_usb_iss_client_on_the_pty(powered: TwinProcess) -> None:
+def test_pypi_usb_iss_client_on_the_pty(powered: TwinUnderTest) -> None:
     client = UsbIss()
     client.open(powered.endpoints["i2c"]["pty"])
     try:
@@ -103,7 +104,7 @@ def test_pypi_usb_iss_client_on_the_pty(powered: TwinProcess) -> None:
         client.close()
 
 
-def test_eps_housekeeping_over_i2c_is_the_psu_and_can_state(powered: TwinProcess, iss: RawIss, egse: Egse) -> None:
+def test_eps_housekeeping_over_i2c_is_the_psu_and_can_state(powered: TwinUnderTest, iss: RawIss, egse: Egse) -> None:
     hk = iss.housekeeping()
     volts = float(powered.psu.query("MEAS:VOLT? (@1)"))
     amps = powered.current()
@@ -124,7 +125,7 @@ def test_eps_housekeeping_over_i2c_is_the_psu_and_can_state(powered: TwinProcess
     assert iss.temperature() == pytest.approx(can_hk["TBAT"], abs=0.3)
 
 
-def test_payload_output_switched_over_i2c(powered: TwinProcess, iss: RawIss, egse: Egse) -> None:
+def test_payload_output_switched_over_i2c(powered: TwinUnderTest, iss: RawIss, egse: Egse) -> None:
     before = powered.current()
     assert iss.eps(b"\x0a\x03\x01\x00\x00", 2) == b"\x0a\x00"  # SET_SINGLE_OUTPUT ch 3 (PAYLOAD) on, no delay
     after = wait_for(lambda: (c := powered.current()) > before + 0.5 and c, 2.0, "the PSU current step")
@@ -144,7 +145,7 @@ def test_payload_output_switched_over_i2c(powered: TwinProcess, iss: RawIss, egs
     assert egse.eps_hk()["OUT_PAYLOAD"] == 0
 
 
-def test_delayed_single_output(powered: TwinProcess, iss: RawIss) -> None:
+def test_delayed_single_output(powered: TwinUnderTest, iss: RawIss) -> None:
     assert iss.eps(b"\x0a\x04\x01\x00\x01", 2) == b"\x0a\x00"  # HEATER (ch 4) on in 1 s
     assert iss.housekeeping()[OUTPUT][4] == 0
     wait_for(lambda: iss.housekeeping()[OUTPUT][4] == 1, 3.0, "the delayed HEATER output")
@@ -153,14 +154,14 @@ def test_delayed_single_output(powered: TwinProcess, iss: RawIss) -> None:
     assert powered.state()["dut"]["loads"]["heaters"] is False
 
 
-def test_ground_watchdog_reset_is_visible(powered: TwinProcess, iss: RawIss) -> None:
+def test_ground_watchdog_reset_is_visible(powered: TwinUnderTest, iss: RawIss) -> None:
     wait_for(lambda: iss.housekeeping()[WDT_GND] < GND_WDT_S, 3.0, "the ground watchdog to count down")
     assert iss.eps(b"\x10\x78", 2) == b"\x10\x00"
     assert iss.housekeeping()[WDT_GND] == GND_WDT_S
     assert iss.eps(b"\x10\x77", 2) == b"\x10\xfe"  # wrong magic
 
 
-def test_i2c_nack_fault(powered: TwinProcess, iss: RawIss) -> None:
+def test_i2c_nack_fault(powered: TwinUnderTest, iss: RawIss) -> None:
     assert iss.present(0x48)
     reply = powered.control({"cmd": "fault", "name": "i2c_nack", "address": 0x48, "on": True})
     assert reply["ok"], reply
@@ -171,7 +172,7 @@ def test_i2c_nack_fault(powered: TwinProcess, iss: RawIss) -> None:
     assert not powered.control({"cmd": "fault", "name": "i2c_nack", "address": 300, "on": True})["ok"]
 
 
-def test_i2c_unplug_and_replug(powered: TwinProcess) -> None:
+def test_i2c_unplug_and_replug(powered: TwinUnderTest) -> None:
     old = powered.endpoints["i2c"]
     iss = RawIss(old["url"])
     try:
@@ -200,7 +201,7 @@ def test_i2c_unplug_and_replug(powered: TwinProcess) -> None:
 
 
 def test_selftest_fail_and_can_side_reboot_reprint_the_boot_log(
-    powered: TwinProcess, console: Console, egse: Egse
+    powered: TwinUnderTest, console: Console, egse: Egse
 ) -> None:
     boots = powered.state()["satellite"]["nodes"]["OBC"]["boot_count"]
     reply = powered.control({"cmd": "fault", "name": "selftest_fail", "subsystem": "ADCS", "on": True})
@@ -217,7 +218,7 @@ def test_selftest_fail_and_can_side_reboot_reprint_the_boot_log(
     wait_for(lambda: powered.state()["satellite"]["nodes"]["OBC"]["alive"], 3.0, "the OBC to run again")
 
 
-def test_shell_reboot_reboots_the_obc_node_and_prints_one_boot_log(powered: TwinProcess, console: Console) -> None:
+def test_shell_reboot_reboots_the_obc_node_and_prints_one_boot_log(powered: TwinUnderTest, console: Console) -> None:
     before = powered.state()
     obc_boots, console_boots = before["satellite"]["nodes"]["OBC"]["boot_count"], before["console"]["boots"]
     console.send("")
@@ -235,7 +236,7 @@ def test_shell_reboot_reboots_the_obc_node_and_prints_one_boot_log(powered: Twin
     console.await_text("uptime ")
 
 
-def test_console_silent_fault(powered: TwinProcess, console: Console) -> None:
+def test_console_silent_fault(powered: TwinUnderTest, console: Console) -> None:
     assert powered.control({"cmd": "fault", "name": "console_silent", "on": True})["ok"]
     assert powered.state()["console"]["silent"] is True
     console.clear()
@@ -249,7 +250,7 @@ def test_console_silent_fault(powered: TwinProcess, console: Console) -> None:
     console.await_text(f"firmware {FIRMWARE}")
 
 
-def test_console_garbage_fault(powered: TwinProcess, console: Console) -> None:
+def test_console_garbage_fault(powered: TwinUnderTest, console: Console) -> None:
     console.clear()
     assert powered.control({"cmd": "fault", "name": "console_garbage", "on": True})["ok"]
     wait_for(lambda: console.pump() or console.received, 2.0, "line noise")
@@ -261,7 +262,7 @@ def test_console_garbage_fault(powered: TwinProcess, console: Console) -> None:
     assert powered.state()["console"]["garbage"] is False
 
 
-def test_power_cycle_darkens_and_reboots_both_channels(powered: TwinProcess, iss: RawIss, console: Console) -> None:
+def test_power_cycle_darkens_and_reboots_both_channels(powered: TwinUnderTest, iss: RawIss, console: Console) -> None:
     boots = powered.state()["console"]["boots"]
     powered.power_off()
     assert not iss.present(0x02) and not iss.present(0x48)

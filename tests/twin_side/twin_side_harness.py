@@ -7,27 +7,17 @@ Nothing here uses ``instruments/``: the point is that the twin speaks the real p
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
 import struct
-import subprocess
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import can
-import pyvisa
 import serial
 from spacepackets.ecss import PusTc, PusTm
+from twin_support import wait_for
 
 from twin import csp
-
-REPO = Path(__file__).resolve().parents[2]
-T = TypeVar("T")
 
 EPS_ADDR = 0x02
 TMP100_ADDR = 0x48
@@ -42,91 +32,6 @@ HK_FIELDS = {"vbatt": 3, "cursys": 8, "curout": slice(10, 16), "output": slice(1
 # EPS_HK (SID 1) per docs/icd.md: VBAT IBAT VBUS IBUS, OUT_x ×5 (bool), I_x ×5, LATCHUPS_x ×5, BOOT_COUNT, TBAT.
 EPS_HK_FORMAT = ">IHhHH5B5H5HHh"
 EPS_CHANNELS = ("OBC", "ADCS", "COMMS", "PAYLOAD", "HEATER")
-
-
-def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.01) -> T:
-    """Await a truthy ``predicate()`` (returned) or fail after ``timeout`` seconds naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what} (last: {value!r})")
-        time.sleep(interval)  # the poll period of this await helper, not a synchronisation delay
-
-
-class TwinProcess:
-    """``python -m twin --ports auto --endpoints-file …``, awaited through its endpoints file."""
-
-    def __init__(self, workdir: Path) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.workdir = workdir
-        self.endpoints_file = workdir / "endpoints.json"
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
-        with (workdir / "stdout.txt").open("wb") as out, (workdir / "stderr.txt").open("wb") as err:
-            command = [sys.executable, "-m", "twin", "--ports", "auto", "--endpoints-file", str(self.endpoints_file)]
-            command += ["--parent-pid", str(os.getpid())]
-            self.proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-        self._rm: pyvisa.ResourceManager | None = None
-        try:
-            wait_for(lambda: self.endpoints_file.exists() or self.proc.poll() is not None, 15.0, "the endpoints file")
-            if self.proc.poll() is not None:
-                raise AssertionError(f"twin exited: {(workdir / 'stderr.txt').read_text()}")
-            self._rm = pyvisa.ResourceManager("@py")
-            psu = self._rm.open_resource(
-                self.endpoints["psu"]["resource"], read_termination="\n", write_termination="\n", timeout=3000
-            )
-            assert isinstance(psu, pyvisa.resources.MessageBasedResource)
-            self.psu = psu
-        except BaseException:
-            self.kill()
-            raise
-
-    @property
-    def endpoints(self) -> dict[str, dict[str, Any]]:
-        table: dict[str, dict[str, Any]] = json.loads(self.endpoints_file.read_text())["endpoints"]
-        return table
-
-    @property
-    def stdout(self) -> str:
-        return (self.workdir / "stdout.txt").read_text()
-
-    def control(self, request: dict[str, Any]) -> dict[str, Any]:
-        with socket.create_connection(("127.0.0.1", int(self.endpoints["control"]["port"])), timeout=5.0) as sock:
-            sock.sendall(json.dumps(request).encode() + b"\n")
-            with sock.makefile("rb") as reader:
-                reply: dict[str, Any] = json.loads(reader.readline())
-        return reply
-
-    def state(self) -> dict[str, Any]:
-        return self.control({"cmd": "state"})
-
-    def power_on(self) -> None:
-        self.psu.write("VOLT 3.8,(@1)")
-        self.psu.write("CURR 3,(@1)")
-        self.psu.write("OUTP 1,(@1)")
-        wait_for(lambda: all(n["alive"] for n in self.state()["satellite"]["nodes"].values()), 5.0, "every node")
-
-    def power_off(self) -> None:
-        self.psu.write("OUTP 0,(@1)")
-        wait_for(lambda: not self.state()["dut"]["powered"], 5.0, "the DUT to lose power")
-
-    def current(self) -> float:
-        return float(self.psu.query("MEAS:CURR? (@1)"))
-
-    def kill(self) -> None:
-        if self._rm is not None:
-            self._rm.close()
-            self._rm = None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
 
 
 class RawIss:

@@ -68,6 +68,7 @@ from twin.scpi import (
     CommandSet,
     Interpreter,
     ScpiError,
+    ScpiServer,
     Session,
     add_common_commands,
     parse_bool,
@@ -212,45 +213,14 @@ def _find_terminator(buffer: bytearray, blocks: list[tuple[int, int]]) -> int | 
     return -1
 
 
-class BinaryScpiServer:
+class BinaryScpiServer(ScpiServer):
     """Raw-socket SCPI server whose messages may carry definite-length blocks both ways (see module doc)."""
 
+    STREAM_LIMIT = 1 << 20
+
     def __init__(self, interpreter: Interpreter, *, name: str) -> None:
-        self.interpreter = interpreter
-        self.name = name
-        self.silent = False
+        super().__init__(interpreter, name=name)
         self.received: list[str] = []  # every program message, blocks as '#B<i>' (for tests and diagnostics)
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._address: tuple[str, int] | None = None
-
-    @property
-    def address(self) -> tuple[str, int] | None:
-        return self._address
-
-    @property
-    def connections(self) -> int:
-        return len(self._writers)
-
-    async def start(self, host: str, port: int) -> int:
-        self._server = await asyncio.start_server(self._client, host, port, limit=1 << 20)
-        bound = int(self._server.sockets[0].getsockname()[1])
-        self._address = (host, bound)
-        return bound
-
-    def drop_all(self) -> int:
-        writers = list(self._writers)
-        for writer in writers:
-            writer.close()
-        return len(writers)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        self.drop_all()
-        if self._server is not None:
-            await self._server.wait_closed()
-        self._server = None
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
@@ -330,18 +300,6 @@ class BinaryScpiServer:
         await writer.drain()
 
 
-def _endpoint(name: str, address: tuple[str, int] | None, description: str) -> dict[str, dict[str, Any]]:
-    if address is None:
-        raise RuntimeError(f"{name}.endpoints() before start()")
-    host, port = address
-    return {
-        name: {
-            "kind": "scpi", "resource": f"TCPIP0::{host}::{port}::SOCKET", "host": host, "port": port,
-            "visa": True, "description": description,
-        }
-    }  # fmt: skip
-
-
 def _string_param(text: str) -> str:
     text = text.strip()
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
@@ -349,15 +307,48 @@ def _string_param(text: str) -> str:
     raise ScpiError(DATA_TYPE_ERROR, f"expected a quoted string, not {text!r}")
 
 
+class _RfService:
+    """What both RF instruments are as twin services: a `BinaryScpiServer`, its endpoint record, start/stop."""
+
+    name: str
+    description: str
+    kind = "scpi"
+    visa = True
+    DEFAULT_PORT: int
+    server: BinaryScpiServer
+
+    @property
+    def port(self) -> int | None:
+        address = self.server.address
+        return address[1] if address else None
+
+    def endpoints(self) -> dict[str, dict[str, Any]]:
+        """Endpoint record for the twin's endpoints file."""
+        if self.server.address is None:
+            raise RuntimeError(f"{self.name}.endpoints() before start()")
+        host, port = self.server.address
+        return {
+            self.name: {
+                "kind": "scpi", "resource": f"TCPIP0::{host}::{port}::SOCKET", "host": host, "port": port,
+                "visa": True, "description": self.description,
+            }
+        }  # fmt: skip
+
+    async def start(self, host: str = "127.0.0.1", port: int | None = None) -> int:
+        return await self.server.start(host, self.DEFAULT_PORT if port is None else port)
+
+    async def stop(self) -> None:
+        await self.server.stop()
+
+
 # ------------------------------------------------------------------------------------------------ analyzer
 
 
-class AnalyzerService:
+class AnalyzerService(_RfService):
     """An R&S FSV-style IQ analyzer; each ``INIT:IMM`` runs ``source.capture`` as a background task."""
 
     name = "vsa"
-    kind = "scpi"
-    visa = True
+    DEFAULT_PORT = VSA_PORT
     description = "Rohde & Schwarz FSV3030 signal analyzer, IQ Analyzer mode (twin)"
     IDN: Final = "Rohde&Schwarz,FSV3030,1330.5000K30/100001,1.80"
     MAX_RECORD_LENGTH: Final = 100_000_000
@@ -554,25 +545,11 @@ class AnalyzerService:
             raise ScpiError(SETTINGS_CONFLICT, "only FORM REAL,32 is modelled for IQ data")
         return binary_reply(call, self._capture.view(np.uint8).data)
 
-    # service
-
-    @property
-    def port(self) -> int | None:
-        address = self.server.address
-        return address[1] if address else None
-
-    def endpoints(self) -> dict[str, dict[str, Any]]:
-        """Endpoint record for the twin's endpoints file."""
-        return _endpoint(self.name, self.server.address, self.description)
-
-    async def start(self, host: str = "127.0.0.1", port: int = VSA_PORT) -> int:
-        return await self.server.start(host, port)
-
     async def stop(self) -> None:
         task = self._task
         if self._cancel() and task is not None:
             await asyncio.wait((task,))
-        await self.server.stop()
+        await super().stop()
 
 
 # ------------------------------------------------------------------------------------------------ generator
@@ -647,15 +624,14 @@ def parse_wv(data: bytes) -> Wv:
     return Wv(iq, clock, actual)
 
 
-class GeneratorService:
+class GeneratorService(_RfService):
     """An R&S SMBV-style vector generator; `on_emission` hears every change of what it radiates.
 
     ``clock`` is the generator's time base (``started_at`` of an `Emission`, the end of a single playout).
     """
 
     name = "vsg"
-    kind = "scpi"
-    visa = True
+    DEFAULT_PORT = VSG_PORT
     description = "Rohde & Schwarz SMBV100B vector signal generator with ARB (twin)"
     IDN: Final = "Rohde&Schwarz,SMBV100B,1423.1003K02/100002,4.70.026"
     MAX_LEVEL_DBM: Final = 18.0
@@ -822,20 +798,3 @@ class GeneratorService:
         self.started_at = self._clock()  # a trigger during a playout restarts it
         self.playouts += 1
         self._notify()
-
-    # service
-
-    @property
-    def port(self) -> int | None:
-        address = self.server.address
-        return address[1] if address else None
-
-    def endpoints(self) -> dict[str, dict[str, Any]]:
-        """Endpoint record for the twin's endpoints file."""
-        return _endpoint(self.name, self.server.address, self.description)
-
-    async def start(self, host: str = "127.0.0.1", port: int = VSG_PORT) -> int:
-        return await self.server.start(host, port)
-
-    async def stop(self) -> None:
-        await self.server.stop()

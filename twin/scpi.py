@@ -588,13 +588,21 @@ class ScpiServer:
     ``silent`` simulates a hung instrument: bytes are read and dropped, nothing is executed or answered.
     """
 
-    def __init__(self, interpreter: Interpreter, *, name: str, on_io: Callable[[], None]) -> None:
+    STREAM_LIMIT = 1 << 16  # asyncio's default read buffer limit
+
+    def __init__(self, interpreter: Interpreter, *, name: str, on_io: Callable[[], None] = lambda: None) -> None:
         self.interpreter = interpreter
         self.name = name
         self.silent = False
         self._on_io = on_io
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._address: tuple[str, int] | None = None
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """(host, bound port) once started."""
+        return self._address
 
     @property
     def connections(self) -> int:
@@ -602,8 +610,10 @@ class ScpiServer:
 
     async def start(self, host: str, port: int) -> int:
         """Listen; return the bound port (useful with port 0)."""
-        self._server = await asyncio.start_server(self._client, host, port)
-        return int(self._server.sockets[0].getsockname()[1])
+        self._server = await asyncio.start_server(self._client, host, port, limit=self.STREAM_LIMIT)
+        bound = int(self._server.sockets[0].getsockname()[1])
+        self._address = (host, bound)
+        return bound
 
     def drop_all(self) -> int:
         """Close every client connection (the server keeps listening); return how many were closed."""

@@ -11,7 +11,6 @@ import logging
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from types import TracebackType
 from typing import ClassVar
 
 from instruments.errors import (
@@ -22,7 +21,7 @@ from instruments.errors import (
     UnexpectedReply,
 )
 from instruments.power import Capabilities, ChannelRating, ProtectionState, Trace
-from instruments.scpi import Identity, ScpiInstrument
+from instruments.scpi import ScpiDriver
 
 __all__ = ["ScpiPowerSupply", "scpi_number"]
 
@@ -37,26 +36,14 @@ def scpi_number(value: float) -> str:
     return format(value, ".10g")
 
 
-class ScpiPowerSupply(ABC):
+class ScpiPowerSupply(ScpiDriver, ABC):
     """Base of the SCPI power-supply drivers (satisfies `instruments.power.PowerSupply`)."""
 
     MODEL: ClassVar[str]
     RATINGS: ClassVar[Mapping[int, ChannelRating]]
     CAPABILITIES: ClassVar[Capabilities]
 
-    def __init__(self, resource: str, timeout_s: float = 2.0) -> None:
-        self._scpi = ScpiInstrument(resource, timeout_s)
-
     # -- common ------------------------------------------------------------------------------------------
-
-    @property
-    def scpi(self) -> ScpiInstrument:
-        """The transport, for diagnostics and commands this interface does not cover."""
-        return self._scpi
-
-    @property
-    def resource(self) -> str:
-        return self._scpi.resource
 
     @property
     def channels(self) -> Mapping[int, ChannelRating]:
@@ -65,9 +52,6 @@ class ScpiPowerSupply(ABC):
     @property
     def capabilities(self) -> Capabilities:
         return self.CAPABILITIES
-
-    def identity(self) -> Identity:
-        return self._scpi.identity()
 
     def reset(self) -> None:
         self._scpi.write("*CLS")
@@ -78,17 +62,6 @@ class ScpiPowerSupply(ABC):
         reply = self._scpi.query("*OPC?")
         if reply.strip().lstrip("+") != "1":
             raise UnexpectedReply(resource=self.resource, command="*OPC?", reply=reply, expected="1")
-
-    def close(self) -> None:
-        self._scpi.close()
-
-    def __enter__(self) -> ScpiPowerSupply:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     # -- refusal before sending --------------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Final
+from typing import Final, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -518,3 +518,34 @@ class ScpiInstrument:
         if self._identity is None:
             self._identity = Identity.parse(self.query("*IDN?"))
         return self._identity
+
+
+class ScpiDriver:
+    """What every SCPI instrument driver has: its transport, resource, identity, and closing (also as a
+    context manager)."""
+
+    def __init__(self, resource: str, timeout_s: float = 2.0) -> None:
+        self._scpi = ScpiInstrument(resource, timeout_s)
+
+    @property
+    def scpi(self) -> ScpiInstrument:
+        """The transport, for diagnostics and commands the driver does not cover."""
+        return self._scpi
+
+    @property
+    def resource(self) -> str:
+        return self._scpi.resource
+
+    def identity(self) -> Identity:
+        return self._scpi.identity()
+
+    def close(self) -> None:
+        self._scpi.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from instruments.errors import CaptureTimeout, InstrumentError, SettingOutOfRange, UnexpectedReply
-from instruments.scpi import Identity, ScpiInstrument
+from instruments.scpi import ScpiDriver
 
 __all__ = ["IqCapture", "SignalAnalyzer"]
 
@@ -60,7 +60,7 @@ def _number(value: float) -> str:
     return f"{value:.12g}"
 
 
-class SignalAnalyzer:
+class SignalAnalyzer(ScpiDriver):
     """R&S FSV/FSW IQ analyzer driver."""
 
     MODEL: ClassVar[str] = "R&S FSV/FSW (IQ Analyzer)"
@@ -69,34 +69,14 @@ class SignalAnalyzer:
     DEFAULT_MAX_SAFE_INPUT_DBM: ClassVar[float] = 30.0
 
     def __init__(self, resource: str, timeout_s: float = 2.0, *, capture_timeout_s: float = 30.0) -> None:
-        self._scpi = ScpiInstrument(resource, timeout_s)
+        super().__init__(resource, timeout_s)
         self._capture_timeout_s = capture_timeout_s
         self._centre_hz: float | None = None
         self._sample_rate: float | None = None
         self._ref_level_dbm: float | None = None
         self._trigger: tuple[str, float, float] | None = None  # as last set by set_trigger (None: unknown)
 
-    @property
-    def scpi(self) -> ScpiInstrument:
-        return self._scpi
-
-    @property
-    def resource(self) -> str:
-        return self._scpi.resource
-
-    def close(self) -> None:
-        self._scpi.close()
-
-    def __enter__(self) -> SignalAnalyzer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # -- settings ---------------------------------------------------------------------------------------
-
-    def identity(self) -> Identity:
-        return self._scpi.identity()
 
     @property
     def max_safe_input_dbm(self) -> float:

@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from instruments.errors import InstrumentError, PlayoutTimeout, SettingOutOfRange
-from instruments.scpi import Identity, ScpiInstrument
+from instruments.scpi import ScpiDriver
 
 __all__ = ["SignalGenerator", "build_wv", "to_int16_iq"]
 
@@ -64,38 +64,18 @@ def build_wv(iq: npt.NDArray[np.int16], clock_hz: float) -> bytes:
     return head.encode("ascii") + f"{{WAVEFORM-{len(payload) + 1}:#".encode("ascii") + payload + b"}"
 
 
-class SignalGenerator:
+class SignalGenerator(ScpiDriver):
     """R&S SMW/SMBV vector generator with a driver-enforced level ceiling."""
 
     MODEL: ClassVar[str] = "R&S SMW/SMBV"
 
     def __init__(self, resource: str, *, max_level_dbm: float, timeout_s: float = 2.0) -> None:
-        self._scpi = ScpiInstrument(resource, timeout_s)
+        super().__init__(resource, timeout_s)
         self._max_level_dbm = float(max_level_dbm)
-
-    @property
-    def scpi(self) -> ScpiInstrument:
-        return self._scpi
-
-    @property
-    def resource(self) -> str:
-        return self._scpi.resource
 
     @property
     def max_level_dbm(self) -> float:
         return self._max_level_dbm
-
-    def close(self) -> None:
-        self._scpi.close()
-
-    def __enter__(self) -> SignalGenerator:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def identity(self) -> Identity:
-        return self._scpi.identity()
 
     def reset(self) -> None:
         """``*RST`` (RF off on R&S generators), then check RF is off."""

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 import time
 import xml.etree.ElementTree as ET
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from html_support import section, visible_text
 from journal_builder import JournalBuilder
 
 from reports.db import import_run, open_db
@@ -18,26 +18,6 @@ from reports.trends import CurrentValue, report_trend_section, report_trends
 
 T = "test_plans/eps/test_power_on.py::test_idle_current"
 T2 = "test_plans/eps/test_power_on.py::test_bus_voltage"
-
-
-def _text(fragment: str) -> str:
-    class Text(HTMLParser):
-        def __init__(self) -> None:
-            super().__init__(convert_charrefs=True)
-            self.parts: list[str] = []
-
-        def handle_data(self, data: str) -> None:
-            self.parts.append(data)
-
-    p = Text()
-    p.feed(fragment)
-    return " ".join(" ".join(p.parts).split())
-
-
-def _section(html: str) -> str:
-    match = re.search(r'<section class="major" id="trends">.*?</section>', html, re.S)
-    assert match, "no trends section"
-    return match.group(0)
 
 
 def _run(root: Path, run_id: str, day: int, idle: float, bus: float = 7.6, verdict: str = "pass") -> JournalBuilder:
@@ -76,21 +56,21 @@ def test_trend_section_lists_earlier_values_and_flags_a_regression(tmp_path: Pat
 
     html = write_html_report(r3.run_dir, db_url=db_url).read_text(encoding="utf-8")
 
-    section = _section(html)
-    text = _text(section)
+    trends = section(html, "trends")
+    text = visible_text(trends)
     assert "2 earlier run(s) at model level EM" in text
     assert "baseline: run r2 (the previous run)" in text
     assert "2 measurement(s) with earlier values: 1 regression(s) flagged" in text
-    rows = re.findall(r'<tr class="trend (row-\w+)">(.*?)</tr>', section, re.S)
+    rows = re.findall(r'<tr class="trend (row-\w+)">(.*?)</tr>', trends, re.S)
     assert len(rows) == 2  # the text measurement is not trended
     first_class, first = rows[0]
     assert first_class == "row-fail"  # regressions come first
-    first_text = _text(first)
+    first_text = visible_text(first)
     assert "idle_current" in first_text and T in first_text
     assert "0.3100 A" in first_text and "0.4500 A" in first_text  # baseline and this run
     assert "REGRESSION" in first_text and "towards the limit" in first_text
     ET.fromstring(re.search(r"<svg .*?</svg>", first, re.S).group(0))  # type: ignore[union-attr]
-    assert rows[1][0] == "row-pass" and "bus_voltage" in _text(rows[1][1])
+    assert rows[1][0] == "row-pass" and "bus_voltage" in visible_text(rows[1][1])
     # the section sits after the sign-off, before any appendix
     assert html.index('id="sign-off"') < html.index('id="trends"')
 
@@ -102,11 +82,11 @@ def test_trend_section_with_explicit_baseline_and_rebuilt_report(tmp_path: Path,
     _import(db_url, r1, r2, r3)  # r3 is already in the database: a report rebuilt later
 
     html = write_html_report(r3.run_dir, db_url=db_url, trend_baseline="r1").read_text(encoding="utf-8")
-    text = _text(_section(html))
+    text = visible_text(section(html, "trends"))
     assert "baseline: run r1 (chosen for this report)" in text
     assert "2 earlier run(s)" in text and "1 regression(s) flagged" in text
 
-    default = _text(_section(write_html_report(r3.run_dir, db_url=db_url).read_text(encoding="utf-8")))
+    default = visible_text(section(write_html_report(r3.run_dir, db_url=db_url).read_text(encoding="utf-8"), "trends"))
     assert "baseline: run r2 (the previous run)" in default and "no regression" in default
 
 
@@ -114,16 +94,16 @@ def test_no_earlier_run_is_said_plainly(tmp_path: Path, db_url: str) -> None:
     later = _run(tmp_path, "r9", 25, 0.3)
     _import(db_url, later)  # only a later run: nothing before this one
     r1 = _run(tmp_path, "r1", 20, 0.30)
-    text = _text(_section(write_html_report(r1.run_dir, db_url=db_url).read_text(encoding="utf-8")))
+    text = visible_text(section(write_html_report(r1.run_dir, db_url=db_url).read_text(encoding="utf-8"), "trends"))
     assert "No earlier runs at model level EM in the results database: nothing to compare this run with" in text
 
 
 def test_no_database_is_said_plainly(tmp_path: Path) -> None:
     r1 = _run(tmp_path, "r1", 20, 0.30)
-    text = _text(_section(write_html_report(r1.run_dir).read_text(encoding="utf-8")))
+    text = visible_text(section(write_html_report(r1.run_dir).read_text(encoding="utf-8"), "trends"))
     assert "Trends not computed: this report was built without a results database" in text
     missing = f"sqlite:///{tmp_path / 'nope.sqlite'}"
-    text = _text(_section(write_html_report(r1.run_dir, db_url=missing).read_text(encoding="utf-8")))
+    text = visible_text(section(write_html_report(r1.run_dir, db_url=missing).read_text(encoding="utf-8"), "trends"))
     assert "Trends not available: no results database at" in text
     assert not (tmp_path / "nope.sqlite").exists()
 
@@ -166,14 +146,14 @@ def test_trend_section_is_fast_and_capped_for_10000_measurements(
     try:
         start = time.perf_counter()
         report = report_trends(engine, "b9", parse_time(record.run.time), current, model_level="EM")  # type: ignore[union-attr]
-        section = str(report_trend_section(report, max_rows=200))
+        fragment = str(report_trend_section(report, max_rows=200))
         elapsed = time.perf_counter() - start
     finally:
         engine.dispose()
     with capsys.disabled():
         print(f"\n[reports] trend section, 10,000 measurements × 5 earlier runs: {elapsed:.3f} s")
     assert len(report.items) == 10_000 and len(report.regressions) == 100
-    assert section.count('<tr class="trend ') == 200
-    assert section.count('<tr class="trend row-fail">') == 100  # all regressions listed, first
-    assert "9800 more measurement(s) not listed" in section and "none of them flagged" in section
+    assert fragment.count('<tr class="trend ') == 200
+    assert fragment.count('<tr class="trend row-fail">') == 100  # all regressions listed, first
+    assert "9800 more measurement(s) not listed" in fragment and "none of them flagged" in fragment
     assert elapsed < 5.0

@@ -6,10 +6,10 @@ import json
 import math
 import re
 import time
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from html_support import section, visible_text
 from journal_builder import JournalBuilder
 
 from reports.html import TRACE_MIME, write_html_report
@@ -24,28 +24,6 @@ def _report(builder: JournalBuilder, tail: str = "") -> str:
     return path.read_text(encoding="utf-8")
 
 
-def _section(html: str, section_id: str) -> str:
-    match = re.search(rf'<section[^>]*id="{section_id}".*?</section>', html, re.S)
-    assert match, f"no section {section_id}"
-    return match.group(0)
-
-
-def _text(fragment: str) -> str:
-    """Visible text of an HTML fragment, whitespace collapsed, entities decoded."""
-
-    class Text(HTMLParser):
-        def __init__(self) -> None:
-            super().__init__(convert_charrefs=True)
-            self.parts: list[str] = []
-
-        def handle_data(self, data: str) -> None:
-            self.parts.append(data)
-
-    p = Text()
-    p.feed(fragment)
-    return " ".join(" ".join(p.parts).split())
-
-
 def _verdict(html: str) -> str:
     match = re.search(r'<div class="verdict verdict-(\w+)" id="verdict">(\w+)</div>', html)
     assert match
@@ -57,7 +35,7 @@ def test_passing_run_report(passing_run: JournalBuilder) -> None:
     html = _report(passing_run)
 
     assert _verdict(html) == "PASS"
-    cover = _text(html.split("<section", 1)[0])
+    cover = visible_text(html.split("<section", 1)[0])
     for expected in (
         "OTS-SAT qualification test report",
         "nightly",
@@ -76,25 +54,25 @@ def test_passing_run_report(passing_run: JournalBuilder) -> None:
     ):
         assert expected in cover, expected
 
-    summary = _text(_section(html, "summary"))
+    summary = visible_text(section(html, "summary"))
     assert "passed failed error skipped total 2 0 0 0 2" in summary
     assert "pass marginal fail total 1 1 0 2" in summary
     assert "OTS-EPS-010 1 1 pass" in summary and "OTS-EPS-011 1 1 marginal" in summary
 
-    config = _text(_section(html, "configuration"))
+    config = visible_text(section(html, "configuration"))
     assert "main_bus.voltage_v 8.2" in config and "main_bus.current_limit_a 2.5" in config
     assert "ovp_v 8.6" in config
 
-    tests = _text(_section(html, "tests"))
+    tests = visible_text(section(html, "tests"))
     assert "test_plans/eps/test_power_on.py::test_inrush" in tests
     assert "Power on the DUT and check the inrush current." in tests
     # value 4 significant digits, limits, signed margin, margin %, verdict
     assert "inrush_peak 1.380 A 0.5000 1.500 +0.1200 +12.0 % pass" in tests
     assert "bus_voltage 8.050 ± 0.00050 V 7.000 8.100 +0.05000 +4.5 % marginal" in tests
 
-    assert "No anomalies" in _text(_section(html, "anomalies"))
-    assert "session end psu : ok" in _text(_section(html, "safe-state"))
-    signoff = _text(_section(html, "sign-off"))
+    assert "No anomalies" in visible_text(section(html, "anomalies"))
+    assert "session end psu : ok" in visible_text(section(html, "safe-state"))
+    signoff = visible_text(section(html, "sign-off"))
     assert "Test conductor" in signoff and "Quality assurance" in signoff and "Customer representative" in signoff
 
 
@@ -110,11 +88,11 @@ def test_failed_measurement_report(failing_run: JournalBuilder) -> None:
     html = _report(failing_run)
 
     assert _verdict(html) == "FAIL"
-    tests = _text(_section(html, "tests"))
+    tests = visible_text(section(html, "tests"))
     assert "idle_current OBC + EPS idle draw 0.8000 A 0.2000 0.5000 −0.3000 −100.0 % fail" in tests
     assert "AssertionError: idle_current 0.8 A outside [0.2, 0.5] A" in tests
 
-    anomalies = _text(_section(html, "anomalies"))
+    anomalies = visible_text(section(html, "anomalies"))
     assert "test failed test_plans/eps/test_power_on.py::test_idle_current" in anomalies
     assert "AssertionError: idle_current 0.8 A outside [0.2, 0.5] A" in anomalies
     assert "measurement fail" in anomalies
@@ -122,7 +100,7 @@ def test_failed_measurement_report(failing_run: JournalBuilder) -> None:
         "idle_current 0.8000 A outside limits [0.2000, 0.5000] A, margin −0.3000 A — OBC + EPS idle draw" in anomalies
     )
     # anomalies link to the test section
-    assert re.search(r'<a href="#test-1"', _section(html, "anomalies"))
+    assert re.search(r'<a href="#test-1"', section(html, "anomalies"))
 
 
 def test_killed_run_report(journal: JournalBuilder) -> None:
@@ -130,11 +108,11 @@ def test_killed_run_report(journal: JournalBuilder) -> None:
     html = _report(journal, tail='{"kind":"measurement","test_id":"t::power_on","na')
 
     assert _verdict(html) == "INCOMPLETE"
-    cover = _text(html.split("<section", 1)[0])
+    cover = visible_text(html.split("<section", 1)[0])
     assert "incomplete (bench process ended without closing the run)" in cover
     assert "incomplete last line ignored" in cover  # the reader's notes are shown
-    assert "run ended during this test" in _text(_section(html, "tests"))
-    anomalies = _text(_section(html, "anomalies"))
+    assert "run ended during this test" in visible_text(section(html, "tests"))
+    anomalies = visible_text(section(html, "anomalies"))
     assert "test error t::power_on" in anomalies and "run ended during this test" in anomalies
 
 
@@ -175,17 +153,17 @@ def test_expired_and_missing_calibration_are_highlighted(journal: JournalBuilder
 
     html = _report(journal)
 
-    rows = re.findall(r"<tr( class=\"flagged\")?><td>([^<]*)</td>", _section(html, "instruments"))
+    rows = re.findall(r"<tr( class=\"flagged\")?><td>([^<]*)</td>", section(html, "instruments"))
     assert [(role, bool(flag)) for flag, role in rows] == [("psu", False), ("psu2", True), ("vsa", True), ("dmm", True)]
-    instruments = _text(_section(html, "instruments"))
+    instruments = visible_text(section(html, "instruments"))
     assert "CAL-2023-0007 2024-01-31 expired calibration expired" in instruments
     assert "missing no calibration record" in instruments
     assert "expired due 2025-01-01 is before the run started" in instruments
     assert "uncertainty voltage_v: 0.0005, current_a: 0.001" in instruments
-    anomalies = _text(_section(html, "anomalies"))
+    anomalies = visible_text(section(html, "anomalies"))
     assert "calibration expired instruments psu2" in anomalies
     assert "calibration missing instruments vsa" in anomalies
-    assert "Instruments with calibration not valid: 3" in _text(_section(html, "summary"))
+    assert "Instruments with calibration not valid: 3" in visible_text(section(html, "summary"))
 
 
 def _write_trace(run_dir: Path, rel: str, values: list[float], **extra: object) -> None:
@@ -212,7 +190,7 @@ def test_power_on_trace_is_plotted_inline(journal: JournalBuilder) -> None:
     assert "Power-on current, main bus" in svg.group(0)
     assert "current (A)" in svg.group(0) and "time (ms)" in svg.group(0)
     assert "<polyline" in svg.group(0)
-    assert "310 samples every 0.5 ms; peak 2.750 A at 5 ms" in _text(article.group(0))
+    assert "310 samples every 0.5 ms; peak 2.750 A at 5 ms" in visible_text(article.group(0))
     # attachments are relative links
     assert '<a href="traces/power_on.json">PSU CH1 current</a>' in html
     assert '<a href="can/power%20on.log">CAN log</a>' in html

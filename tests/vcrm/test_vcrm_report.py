@@ -9,11 +9,11 @@ import re
 import shutil
 import subprocess
 import sys
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
+from html_support import section, visible_text
 
 from reports.html import css_string, write_html_report
 from reports.journal import read_journal
@@ -99,26 +99,6 @@ def project(tmp_path: Path) -> Path:
     return plans
 
 
-def _text(fragment: str) -> str:
-    class Text(HTMLParser):
-        def __init__(self) -> None:
-            super().__init__(convert_charrefs=True)
-            self.parts: list[str] = []
-
-        def handle_data(self, data: str) -> None:
-            self.parts.append(data)
-
-    p = Text()
-    p.feed(fragment)
-    return " ".join(" ".join(p.parts).split())
-
-
-def _section(html: str, section_id: str) -> str:
-    match = re.search(rf'<section[^>]*id="{section_id}".*?</section>', html, re.S)
-    assert match, f"no section {section_id}"
-    return match.group(0)
-
-
 def test_html_has_the_vcrm_from_the_requirements_next_to_the_limits_file(tmp_path: Path, project: Path) -> None:
     run_dir = tmp_path / "run"
     _journal(run_dir, limits_path=str(project / "limits.yaml"))
@@ -127,8 +107,8 @@ def test_html_has_the_vcrm_from_the_requirements_next_to_the_limits_file(tmp_pat
     order = ["summary", "tests", "anomalies", "vcrm", "deviations", "sign-off"]
     positions = [html.index(f'id="{s}"') for s in order]
     assert positions == sorted(positions)
-    vcrm = _section(html, "vcrm")
-    text = _text(vcrm)
+    vcrm = section(html, "vcrm")
+    text = visible_text(vcrm)
     assert "OTS-SAT-RQ-001 issue 1.0" in text and str(project / "requirements.yaml") in text
     assert f"OTS-EPS-999 cited by {INRUSH} is not in the requirements file" in text
     assert "OTS-EPS-020 (method T) is cited by no test in the tests of this run" not in text
@@ -145,7 +125,7 @@ def test_cover_procedure_part_number_identity_and_deviations(tmp_path: Path, pro
     deviation = {"kind": "deviation", "id": "DEV-7", "text": "Probe at 2 kHz.", "approved_by": "J. Smith (QA)"}
     _journal(run_dir, limits_path=str(project / "limits.yaml"), extra=[identity, deviation])
     html = write_html_report(run_dir).read_text(encoding="utf-8")
-    cover = _text(html.split("<section", 1)[0])
+    cover = visible_text(html.split("<section", 1)[0])
     for expected in (
         "Test procedure OTS-SAT-TP-001 issue 1.0",
         "Requirements OTS-SAT-RQ-001 issue 1.0",
@@ -155,8 +135,8 @@ def test_cover_procedure_part_number_identity_and_deviations(tmp_path: Path, pro
         "OBC ots-obc 1.4.2 rev C 42",
     ):
         assert expected in cover, expected
-    assert "DEV-7 Probe at 2 kHz. — J. Smith (QA)" in _text(_section(html, "deviations"))
-    config = _text(_section(html, "configuration"))
+    assert "DEV-7 Probe at 2 kHz. — J. Smith (QA)" in visible_text(section(html, "deviations"))
+    config = visible_text(section(html, "configuration"))
     assert "Bench twin-bench" in config and "Operator a.tester" in config
 
 
@@ -164,15 +144,15 @@ def test_without_identity_or_deviation_records(tmp_path: Path, project: Path) ->
     run_dir = tmp_path / "run"
     _journal(run_dir, limits_path=str(project / "limits.yaml"))
     html = write_html_report(run_dir).read_text(encoding="utf-8")
-    assert "DUT firmware (read from the satellite) not read" in _text(html.split("<section", 1)[0])
-    assert "None: the run was executed as written" in _text(_section(html, "deviations"))
+    assert "DUT firmware (read from the satellite) not read" in visible_text(html.split("<section", 1)[0])
+    assert "None: the run was executed as written" in visible_text(section(html, "deviations"))
 
 
 def test_explicit_requirements_path_and_a_bad_file(tmp_path: Path, project: Path) -> None:
     run_dir = tmp_path / "run"
     _journal(run_dir, limits_path="/nowhere/limits.yaml")
-    assert "/nowhere/requirements.yaml: cannot read the requirements file" in _text(
-        _section(write_html_report(run_dir).read_text(encoding="utf-8"), "vcrm")
+    assert "/nowhere/requirements.yaml: cannot read the requirements file" in visible_text(
+        section(write_html_report(run_dir).read_text(encoding="utf-8"), "vcrm")
     )
     html = write_html_report(run_dir, project / "requirements.yaml").read_text(encoding="utf-8")
     assert 'id="req-OTS-EPS-010"' in html
@@ -181,8 +161,8 @@ def test_explicit_requirements_path_and_a_bad_file(tmp_path: Path, project: Path
     bad.write_text(REQUIREMENTS.replace("method: A", "method: Q"), encoding="utf-8")
     html = write_html_report(run_dir, bad).read_text(encoding="utf-8")
     line = f"{bad}: requirements.OTS-SYS-001.method: 'Q' is not one of T, A, I, R"
-    assert line in _text(_section(html, "vcrm"))
-    assert f"VCRM not built: {line}" in _text(html.split("<section", 1)[0])  # in the notes too
+    assert line in visible_text(section(html, "vcrm"))
+    assert f"VCRM not built: {line}" in visible_text(html.split("<section", 1)[0])  # in the notes too
 
 
 def test_plans_next_to_the_requirements_are_the_plan_set(tmp_path: Path, project: Path) -> None:
@@ -192,7 +172,7 @@ def test_plans_next_to_the_requirements_are_the_plan_set(tmp_path: Path, project
     )
     run_dir = tmp_path / "run"
     _journal(run_dir, limits_path=str(project / "limits.yaml"))
-    text = _text(_section(write_html_report(run_dir).read_text(encoding="utf-8"), "vcrm"))
+    text = visible_text(section(write_html_report(run_dir).read_text(encoding="utf-8"), "vcrm"))
     assert "OTS-EPS-020 (method T) is cited by no test" not in text
     assert "OTS-EPS-020 was not run at EM" in text
     assert f"test plans under {project}" in text
@@ -310,6 +290,6 @@ def test_anomalies_link_the_evidence_of_the_failed_test(tmp_path: Path, project:
     lines = journal.read_text(encoding="utf-8").splitlines()
     lines.insert(-2, json.dumps(log))
     journal.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    anomalies = _section(write_html_report(run_dir).read_text(encoding="utf-8"), "anomalies")
-    assert "EPS.POINT_00002" in _text(anomalies)
+    anomalies = section(write_html_report(run_dir).read_text(encoding="utf-8"), "anomalies")
+    assert "EPS.POINT_00002" in visible_text(anomalies)
     assert '<a href="logs/can.asc">CAN bus log</a>' in anomalies

@@ -760,17 +760,10 @@ class CurrentValue:
 
 
 @dataclass(frozen=True)
-class MeasurementTrend:
-    """One measurement (test id + name) of this run with its values in earlier runs (oldest first)."""
+class MeasurementTrend(Trend):
+    """One measurement (test id + name) of this run with its values in earlier runs, this run last."""
 
     test_id: str
-    name: str
-    points: tuple[TrendPoint, ...]
-    """Earlier runs, then this run last."""
-    baseline: TrendPoint | None
-    """None: the baseline run has no value of this measurement."""
-    drift: Drift
-    flags: tuple[Flag, ...]
 
     @property
     def current(self) -> TrendPoint:
@@ -778,7 +771,7 @@ class MeasurementTrend:
 
     @property
     def regression(self) -> bool:
-        return any(f.regression for f in self.flags)
+        return bool(self.regressions)
 
 
 @dataclass(frozen=True)
@@ -876,7 +869,12 @@ def report_trends(
         held = per_run.get(base_pk) if base_pk is not None else None
         base = held[1] if held is not None else None
         flags = flag_regressions(base, [now], k=k, span_pct=span_pct) if base is not None else ()
-        items.append(MeasurementTrend(c.test_id, c.name, points, base, drift(points), flags))
+        items.append(
+            MeasurementTrend(
+                name=c.name, units=c.units, model_level=model_level, points=points, baseline=base,
+                drift=drift(points), flags=flags, k=k, span_pct=span_pct, test_id=c.test_id,
+            )
+        )  # fmt: skip
     base_run = str(run_rows[base_pk].run_id) if base_pk is not None else None
     return RunTrendReport(
         run_id=run_id,

@@ -62,12 +62,6 @@ class CommsNode(Node):
         self._rng = self.sat.world.rng(f"node.{self.name}")
         self.radio = self.sat.icd.radio
         self.frequency_error_hz = float(np.clip(self._rng.normal(0.0, CRYSTAL_SIGMA_HZ), -800.0, 800.0))
-        self.beacon_enabled = False
-        self.period_s = DEFAULT_PERIOD_S
-        self.tx_dbm = DEFAULT_TX_DBM
-        self.beacons = 0
-        self.rx_frames = 0
-        self.rx_rejected = 0
         self.bursts: deque[Burst] = deque(maxlen=16)
         # Faults (control endpoint, twin/rf_link.py): a dead PA keys nothing; a pulled crystal moves the carrier.
         self.pa_failed = False
@@ -75,8 +69,8 @@ class CommsNode(Node):
         # The RF world delivers uplink frames due by a given time when asked (before HK is sampled).
         self.uplink_poll: Callable[[float], None] | None = None
         self._next_beacon = 0.0
-        self._tx_until: float | None = None
         self._pa_heat = 0.0
+        self.reset(0.0)  # RAM state, as after a boot
 
     def reset(self, t: float) -> None:
         # The beacon stays off after a reset until the ground (the bench) enables it: keeps PSU current
@@ -87,7 +81,7 @@ class CommsNode(Node):
         self.beacons = 0
         self.rx_frames = 0
         self.rx_rejected = 0
-        self._tx_until = None
+        self._tx_until: float | None = None
 
     # -- downlink --------------------------------------------------------------------------------------------
 

@@ -8,7 +8,9 @@ and the bench implement it; neither side hard-codes a field. Every item is named
 
 Loading validates everything up front: a bad entry fails with one line naming the file and the path of the
 entry (``bench/icd/ots-sat.yaml: housekeeping.EPS[0].fields[3].type: unknown type 'u17' …``), never at the
-moment a test plan first touches it. Lookups of an unknown mnemonic list the nearest known ones.
+moment a test plan first touches it. Every number is finite, and every range (``min``/``max``), enum value
+and parameter default is one the wire type can carry once converted to raw (``commands.COMMS[1].args[0].max:
+300 does not fit in u8 (0..255) …``). Lookups of an unknown mnemonic list the nearest known ones.
 
 Wire forms (all big-endian): HK report TM[3,25] = u32 SID + fields packed in order; command TC[8,1] =
 u32 function ID + arguments packed in order; event TM[5,x] = u16 event ID + data fields; parameters
@@ -26,8 +28,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
-from bench.config import parse_yaml
+from bench.config import describe_error, field_key, one_line, parse_yaml, shown_value
 from bench.errors import ConfigError
 
 PACKAGE_ICD = Path(__file__).parent / "icd" / "ots-sat.yaml"
@@ -75,13 +78,61 @@ class DecodeError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Every number finite: a `.nan` min or max compares false with everything and would check nothing.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _check_type(value: str) -> str:
     if value not in TYPES:
         raise ValueError(f"unknown type {value!r} (known: {', '.join(TYPES)})")
     return value
+
+
+def _problem(key: str, text: str) -> PydanticCustomError:
+    """A problem with one key of the entry being validated; load_icd appends ``key`` to the entry's path."""
+    return PydanticCustomError("icd_value", "{text}", {"text": text, "key": key})
+
+
+def _carried(type_: str, scale: float, offset: float, units: str) -> str:
+    """What a wire type carries, in raw and (when scaled) engineering units."""
+    if type_ == "f32":
+        return f"f32 (|raw| <= {F32_MAX:.8g})"
+    lo, hi = INT_RANGES[type_]
+    if scale == 1.0 and offset == 0.0:
+        return f"{type_} ({lo}..{hi})"
+    a, b = sorted((lo * scale + offset, hi * scale + offset))
+    unit = f" {units}" if units else ""
+    return f"{type_} (raw {lo}..{hi}, i.e. {a:g}..{b:g}{unit} at scale {scale:g}, offset {offset:g})"
+
+
+def _off_the_wire(type_: str, scale: float, offset: float, units: str, value: float) -> str | None:
+    """Why the engineering ``value`` cannot be sent as ``type_`` (raw = (value - offset) / scale), or None.
+    Mirrors FieldDef.encode: integers are rounded to the nearest raw value, f32 must stay finite."""
+    if type_ == "bool":
+        return None if value in (0, 1) else f"{shown_value(value)} is not a bool value (0 or 1)"
+    raw = (value - offset) / scale
+    if type_ == "f32":
+        fits = math.isfinite(raw) and abs(raw) <= F32_MAX
+    else:
+        lo, hi = INT_RANGES[type_]
+        fits = math.isfinite(raw) and lo <= round(raw) <= hi
+    if fits:
+        return None
+    return f"{shown_value(value)} does not fit in {_carried(type_, scale, offset, units)}"
+
+
+def _check_range(
+    name: str, type_: str, scale: float, offset: float, units: str, low: float | None, high: float | None
+) -> None:
+    """min/max ordered and each one a value the wire type can carry."""
+    fix = "give a range the type can carry, or a wider type"
+    for key, bound in (("min", low), ("max", high)):
+        if bound is not None:
+            why = _off_the_wire(type_, scale, offset, units, bound)
+            if why is not None:
+                raise _problem(key, f"{why} ({name!r}); {fix}")
+    if low is not None and high is not None and low > high:
+        raise _problem("min", f"{low:g} is above max {high:g} ({name!r}); swap or correct them")
 
 
 class FieldDef(_Strict):
@@ -104,17 +155,19 @@ class FieldDef(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> FieldDef:
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min {self.min} > max {self.max}")
+        if self.scale == 0:
+            raise _problem("scale", f"0 would make every value of {self.name!r} the offset; give the LSB weight")
         if self.enum is not None:
             if self.type not in INT_RANGES:
-                raise ValueError(f"an enum needs an integer type, not {self.type}")
+                raise _problem("enum", f"an enum needs an integer type, not {self.type} ({self.name!r})")
             lo, hi = INT_RANGES[self.type]
-            bad = [k for k, v in self.enum.items() if not lo <= v <= hi]
-            if bad:
-                raise ValueError(f"enum values of {', '.join(bad)} do not fit in {self.type}")
-        if self.scale == 0:
-            raise ValueError("scale 0 would make every value the offset")
+            for key, number in self.enum.items():
+                if not lo <= number <= hi:
+                    raise _problem(
+                        f"enum.{key}",
+                        f"{number} does not fit in {self.type} ({lo}..{hi}); renumber it or widen the type",
+                    )
+        _check_range(self.name, self.type, self.scale, self.offset, self.units, self.min, self.max)
         return self
 
     @property
@@ -225,6 +278,24 @@ class ParameterDef(_Strict):
     @classmethod
     def _known_type(cls, value: str) -> str:
         return _check_type(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ParameterDef:
+        _check_range(self.name, self.type, 1.0, 0.0, self.units, self.min, self.max)
+        if self.default is not None:
+            default = float(self.default)
+            why = _off_the_wire(self.type, 1.0, 0.0, self.units, default)
+            if why is None and self.type not in ("f32", "bool") and default != round(default):
+                why = f"{shown_value(self.default)} is not an integer ({self.type})"
+            if why is not None:
+                raise _problem("default", f"{why} ({self.name!r}); give a value the type can carry")
+            if (self.min is not None and default < self.min) or (self.max is not None and default > self.max):
+                lo = "" if self.min is None else f"{self.min:g}"
+                hi = "" if self.max is None else f"{self.max:g}"
+                raise _problem(
+                    "default", f"{shown_value(self.default)} is outside min..max ({lo}..{hi}) of {self.name!r}"
+                )
+        return self
 
     def as_field(self) -> FieldDef:
         return FieldDef(name=self.name, type=self.type, units=self.units, min=self.min, max=self.max)
@@ -569,7 +640,7 @@ def _loc(loc: tuple[int | str, ...]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + str(part)
+            out += ("." if out else "") + field_key(part)
     return out or "(top level)"
 
 
@@ -598,11 +669,12 @@ def load_icd(path: Path | str | None = None) -> Icd:
     except ValidationError as exc:
         lines = []
         for e in exc.errors():
-            msg = str(e["msg"]).removeprefix("Value error, ")
-            if e["type"] == "extra_forbidden":
-                msg = "unknown field (typo?)"
-            elif e["type"] == "missing":
-                msg = "required field is missing"
-            lines.append(f"{path}: {_loc(tuple(e['loc']))}: {msg}")
+            loc = tuple(e["loc"])
+            if e["type"] == "icd_value":  # our own check: its message names the value; its key extends the path
+                loc = (*loc, str((e.get("ctx") or {}).get("key", "")))
+                msg = str(e["msg"])
+            else:
+                msg = describe_error(e, "check the spelling against docs/icd.md")
+            lines.append(one_line(f"{path}: {_loc(loc)}: {msg}"))
         raise IcdError("\n".join(lines)) from None
     return Icd(model, path)

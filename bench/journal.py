@@ -1,7 +1,9 @@
 """The run journal: the durable, append-only record of everything a run measured and concluded.
 
-JSON Lines (format: docs/contracts.md §4). Each record is written and flushed to the OS the moment it is
-taken, so a bench process that dies keeps everything up to its last record. `sync()` forces the data to
+JSON Lines (format: docs/contracts.md §4), strict JSON: no record holds NaN or Infinity, which are not JSON
+(a non-finite number is written as null; a measured value that is not finite, as its text "nan", "inf" or
+"-inf", so the report shows what the instrument returned). Each record is written and flushed to the OS the
+moment it is taken, so a bench process that dies keeps everything up to its last record. `sync()` forces the data to
 disk (fsync); the bench calls it at every test end and on safe state rather than per record, because an
 fsync costs more than the whole per-measurement budget. Reports are built from the journal alone, so a
 killed run can still be reported.
@@ -33,12 +35,20 @@ def utc_now() -> str:
 
 
 def _num(value: float | None) -> str:
-    """JSON number (repr of a finite float is valid JSON); NaN/inf as Python's json module writes them."""
+    """JSON number (repr of a finite float is valid JSON); null for None, NaN and ±inf, which JSON has not."""
     if value is None:
         return "null"
     if value - value == 0:  # finite (inf - inf and nan - nan are nan); cheaper than math.isfinite + float()
         return repr(value)
-    return json.dumps(value)
+    return "null"
+
+
+def _measured(value: float) -> str:
+    """A measured value: a JSON number when finite, else its text ("nan", "inf", "-inf"); the readers take
+    a string value as it is (reports.journal.MeasuredValue), and the results DB keeps it as the value's text."""
+    if value - value == 0:
+        return repr(value)
+    return '"' + repr(float(value)) + '"'
 
 
 def _default(obj: object) -> object:
@@ -47,6 +57,36 @@ def _default(obj: object) -> object:
     if isinstance(obj, set | frozenset | tuple):
         return list(obj)
     return repr(obj)
+
+
+def _finite(obj: object, depth: int = 0) -> object:
+    """``obj`` with every non-finite float replaced by None (JSON null), for strict JSON."""
+    if isinstance(obj, float):
+        return obj if obj - obj == 0 else None
+    if depth > 32:  # deeper (or circular): no record needs it
+        return repr(obj)
+    if isinstance(obj, dict):
+        return {_key(k): _finite(v, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | set | frozenset):
+        return [_finite(v, depth + 1) for v in obj]
+    if isinstance(obj, str | int | bool) or obj is None:
+        return obj
+    return _finite(_default(obj), depth + 1)
+
+
+def _key(key: object) -> object:
+    """A mapping key JSON can hold: str, int, bool, None or a finite float as they are, anything else as text."""
+    if isinstance(key, str | int) or key is None or (isinstance(key, float) and key - key == 0):
+        return key
+    return repr(key)
+
+
+def strict_json(obj: object, separators: tuple[str, str] = (",", ":")) -> str:
+    """Strict JSON (no NaN/Infinity): a non-finite number becomes null."""
+    try:
+        return json.dumps(obj, default=_default, separators=separators, allow_nan=False)
+    except (ValueError, TypeError):  # a NaN/inf (or a key JSON cannot hold) somewhere: rare; keep the record
+        return json.dumps(_finite(obj), default=_default, separators=separators, allow_nan=False)
 
 
 MeasurementParts = tuple[str, str, str]
@@ -71,11 +111,11 @@ def measurement_line(parts: MeasurementParts, m: Measurement) -> str:
     if m.uncertainty is not None:
         tail += ',"uncertainty":' + _num(m.uncertainty)
     if m.extra:
-        tail += ',"extra":' + json.dumps(m.extra, default=_default)
+        tail += ',"extra":' + strict_json(m.extra, (", ", ": "))
     value, margin, pct = m.value, m.margin, m.margin_pct
     # One f-string, numbers inlined when finite (the common case): this runs once per measurement.
     return (
-        f'{parts[0]}{repr(value) if value - value == 0 else _num(value)}{parts[1]}{m.verdict.value}","margin":'
+        f'{parts[0]}{repr(value) if value - value == 0 else _measured(value)}{parts[1]}{m.verdict.value}","margin":'
         f'{repr(margin) if margin - margin == 0 else _num(margin)},"margin_pct":'
         f"{_num(pct) if pct is None or pct - pct != 0 else repr(pct)}{parts[2]}{m.time}{tail}}}"
     )
@@ -95,7 +135,7 @@ class Journal:
 
     def record(self, kind: str, **fields: Any) -> None:
         fields.setdefault("time", utc_now())
-        line = json.dumps({"kind": kind, **fields}, default=_default, separators=(",", ":"))
+        line = strict_json({"kind": kind, **fields})
         self._write(line)
 
     def measurement(self, m: Measurement) -> str:

@@ -15,17 +15,22 @@ masks:                           # spectral masks: (offset from the carrier in H
     requirements: [OTS-COM-012]
     points: [[12500, -40], [25000, -50]]
 ```
+
+Every number is finite: a one-sided limit leaves the other bound out (`.inf` is refused, `.nan` would pass every
+value). A bad entry is refused at load in one line naming the file, the limit, the level and the value
+(`test_plans/limits.yaml: limits.EPS.IDLE_CURRENT.FM.low: .nan is not a number; give a finite bound`).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from bench.config import ConfigError, ModelLevel, parse_yaml, validation_message
+from bench.config import ConfigError, ModelLevel, parse_yaml, shown_value, validation_message
 from bench.measurement import Limit
 
 
@@ -34,17 +39,28 @@ class _Bounds(BaseModel):
     low: float | None = None
     high: float | None = None
 
+    @field_validator("low", "high")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        # NaN compares false with everything: a `.nan` bound would pass every value. An infinite bound is a
+        # one-sided limit written the wrong way (and no JSON number); the format says: leave the bound out.
+        if value is not None and math.isnan(value):
+            raise ValueError(f"{shown_value(value)} is not a number; give a finite bound")
+        if value is not None and math.isinf(value):
+            raise ValueError(f"{shown_value(value)} is not a bound; for a one-sided limit leave this bound out")
+        return value
+
     @model_validator(mode="after")
     def _sane(self) -> _Bounds:
         if self.low is None and self.high is None:
             raise ValueError("give low and/or high")
         if self.low is not None and self.high is not None and self.low > self.high:
-            raise ValueError(f"low {self.low} is above high {self.high}")
+            raise ValueError(f"low {self.low:g} is above high {self.high:g}; swap or correct the bounds")
         return self
 
 
 class _LimitEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
     description: str = ""
     units: str
     requirements: list[Annotated[str, Field(pattern=r"^OTS-[A-Z0-9]+-\d{3}$")]] = Field(min_length=1)
@@ -57,7 +73,7 @@ class _LimitEntry(BaseModel):
 
 
 class _MaskEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     description: str = ""
     requirements: list[Annotated[str, Field(pattern=r"^OTS-[A-Z0-9]+-\d{3}$")]] = Field(min_length=1)
     points: list[tuple[Annotated[float, Field(gt=0)], float]] = Field(min_length=1)
@@ -81,7 +97,7 @@ class SpectralMask:
 
 
 class _LimitsFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     schema_: int = Field(alias="schema")
     marginal_fraction: Annotated[float, Field(ge=0, lt=0.5)] = 0.05
     limits: dict[Annotated[str, Field(pattern=r"^[A-Z0-9_]+(\.[A-Z0-9_]+)+$")], _LimitEntry]

@@ -4,7 +4,8 @@ A *limit* is data: a named quantity with units, a low and/or high bound for a mo
 IDs it verifies (it lives in the limits file, never in test code). A *measurement* is a value taken by a test
 step and judged against its limit, once, at the moment it is taken; the record is immutable from then on.
 
-Verdict: `fail` outside the bounds (or not a number); `marginal` inside but closer to a bound than the
+Verdict: `fail` outside the bounds, or when the value is not a finite number (NaN or ±inf: an instrument's
+garbage reply never passes, not even a one-sided limit); `marginal` inside but closer to a bound than the
 marginal fraction of the span (for a one-sided limit, of the bound's magnitude); otherwise `pass`.
 Margin is the signed distance to the nearest bound in the measurement's units (negative = outside), and
 margin % relates it to the span, so reviewers see how much headroom a unit really has.
@@ -39,6 +40,11 @@ class Limit:
     """What margin % is relative to: the span, or the magnitude of a one-sided bound (computed once)."""
 
     def __post_init__(self) -> None:
+        for bound in (self.low, self.high):
+            if bound is not None and not math.isfinite(bound):
+                raise ValueError(
+                    f"limit {self.name}: bound {bound} is not a finite number; leave it out for a one-sided limit"
+                )
         if self.low is None and self.high is None:
             raise ValueError(f"limit {self.name}: needs a low and/or a high bound")
         if self.low is not None and self.high is not None and self.low > self.high:
@@ -51,7 +57,7 @@ class Limit:
 
     def judge(self, value: float) -> tuple[Verdict, float, float | None]:
         """(verdict, margin in units, margin as % of scale or None when the scale is zero)."""
-        if value != value:  # NaN
+        if value - value != 0:  # NaN or ±inf (inf - inf is NaN): not a measurement, whatever the bounds
             return Verdict.FAIL, math.nan, None
         low, high = self.low, self.high
         if low is None:

@@ -1,11 +1,15 @@
 """The twin's reading of the ICD (``bench/icd/ots-sat.yaml``, explained in ``docs/icd.md``).
 
 The ICD is data both sides implement; the twin has its own loader so it shares no code with the bench. Values on
-the wire are big-endian; ``engineering = raw * scale + offset``.
+the wire are big-endian; ``engineering = raw * scale + offset``. Every number it reads is checked first: finite,
+ranges ordered, and every range bound, enum value and parameter default one the wire type can carry (a ``.nan``
+maximum would make the twin accept any argument); a bad one is a ValueError naming the file, the YAML path and
+the value.
 """
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +41,7 @@ _INT_RANGES: Final = {
     "i32": (-0x80000000, 0x7FFFFFFF),
     "bool": (0, 1),
 }
+_F32_MAX: Final = 3.4028234663852886e38
 
 
 @dataclass(frozen=True)
@@ -197,10 +202,104 @@ def _field(entry: dict[str, Any]) -> Field:
     )
 
 
+def _shown(value: object) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
+    return repr(value).removesuffix(".0") if isinstance(value, float) else repr(value)
+
+
+def _number(where: str, value: object) -> float:
+    """A finite number from the ICD, or ValueError naming where it is."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{where}: {_shown(value)} is not a number; give a finite number")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{where}: {_shown(value)} is not a finite number; give a finite number")
+    return number
+
+
+def _wire_problem(type_: str, scale: float, offset: float, value: float) -> str | None:
+    """Why an engineering value cannot travel as ``type_`` (raw = (value - offset) / scale), or None."""
+    raw = (value - offset) / scale
+    if type_ == "f32":
+        return None if math.isfinite(raw) and abs(raw) <= _F32_MAX else "f32 (|raw| <= 3.4028235e+38)"
+    low, high = _INT_RANGES[type_]
+    if math.isfinite(raw) and low <= round(raw) <= high:
+        return None
+    if scale == 1.0 and offset == 0.0:
+        return f"{type_} ({low}..{high})"
+    a, b = sorted((low * scale + offset, high * scale + offset))
+    return f"{type_} (raw {low}..{high}, i.e. {a:g}..{b:g} at scale {scale:g}, offset {offset:g})"
+
+
+def _check_values(where: str, entry: dict[str, Any], *, scaled: bool = True, default: bool = False) -> None:
+    """min/max (and a parameter's default) finite, ordered and inside the wire type; scale, offset, enum too."""
+    type_ = entry.get("type")
+    if type_ not in _FORMATS:
+        raise ValueError(f"{where}.type: unknown type {type_!r} (known: {', '.join(_FORMATS)})")
+    scale = _number(f"{where}.scale", entry.get("scale", 1.0)) if scaled else 1.0
+    offset = _number(f"{where}.offset", entry.get("offset", 0.0)) if scaled else 0.0
+    if scale == 0:
+        raise ValueError(f"{where}.scale: 0 would make every value the offset; give the LSB weight")
+    bounds: dict[str, float] = {}
+    keys = ("min", "max", "default") if default else ("min", "max")
+    for key in keys:
+        if entry.get(key) is None:
+            continue
+        value = _number(f"{where}.{key}", entry[key])
+        why = _wire_problem(type_, scale, offset, value)
+        if why is not None:
+            raise ValueError(f"{where}.{key}: {_shown(entry[key])} does not fit in {why}; give a value it can carry")
+        bounds[key] = value
+    low, high = bounds.get("min"), bounds.get("max")
+    if low is not None and high is not None and low > high:
+        raise ValueError(f"{where}.min: {low:g} is above max {high:g}; swap or correct them")
+    if "default" in bounds and not (
+        (low is None or bounds["default"] >= low) and (high is None or bounds["default"] <= high)
+    ):
+        lo_text = "" if low is None else f"{low:g}"
+        hi_text = "" if high is None else f"{high:g}"
+        raise ValueError(f"{where}.default: {_shown(entry['default'])} is outside min..max ({lo_text}..{hi_text})")
+    enum = entry.get("enum") or {}
+    if enum and (not isinstance(enum, dict) or type_ in ("f32", "bool")):
+        raise ValueError(f"{where}.enum: an enum is a mapping name: number of an integer type, not {type_}")
+    for name, number in enum.items():
+        lo, hi = _INT_RANGES[type_]
+        if isinstance(number, bool) or not isinstance(number, int) or not lo <= number <= hi:
+            raise ValueError(
+                f"{where}.enum.{name}: {_shown(number)} does not fit in {type_} ({lo}..{hi}); "
+                "renumber it or widen the type"
+            )
+
+
+def _check_numbers(path: Path, doc: dict[str, Any]) -> None:
+    """Every number of the ICD, before anything is built from it (ValueError: file, YAML path, value)."""
+    items = {"housekeeping": "fields", "commands": "args", "events": "data"}
+    try:
+        for section, key in items.items():
+            for node, entries in (doc.get(section) or {}).items():
+                for i, entry in enumerate(entries or []):
+                    period = entry.get("period_s") if section == "housekeeping" else None
+                    if period is not None and _number(f"{section}.{node}[{i}].period_s", period) <= 0:
+                        raise ValueError(f"{section}.{node}[{i}].period_s: {_shown(period)} is not positive")
+                    for j, field_entry in enumerate(entry.get(key) or []):
+                        _check_values(f"{section}.{node}[{i}].{key}[{j}]", field_entry)
+        for node, entries in (doc.get("parameters") or {}).items():
+            for i, entry in enumerate(entries or []):
+                _check_values(f"parameters.{node}[{i}]", entry, scaled=False, default=True)
+        radio = doc.get("radio") or {}
+        for key in ("frequency_hz", "bit_rate"):
+            if key in radio and _number(f"radio.{key}", radio[key]) <= 0:
+                raise ValueError(f"radio.{key}: {radio[key]!r} is not positive")
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
 def load_icd(path: Path = DEFAULT_ICD) -> Icd:
     doc: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
     if doc.get("schema") != 1:
         raise ValueError(f"{path}: unsupported ICD schema {doc.get('schema')!r}")
+    _check_numbers(path, doc)
 
     def section(key: str, node: str) -> list[dict[str, Any]]:
         return list((doc.get(key) or {}).get(node) or [])

@@ -13,6 +13,7 @@ class CalStatus(StrEnum):
     VALID = "valid"
     EXPIRED = "expired"
     MISSING = "missing"
+    NOT_REQUIRED = "n/a"  # an adapter or console: it carries the link and measures nothing
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 
 bench run                 run the test plans against the bench in the config (default: the twin)
 bench twin                serve the digital twin in the foreground on its fixed ports
-bench safe                put a bench in safe state (all outputs off) from another terminal
+bench safe                emergency stop: every output off now, and the bench interlocked until --clear
+bench status              each known bench: free, or held by whom, since when, running which test
 bench report RUN_DIR      rebuild a run's report from its journal (also for killed runs)
 bench check               validate a bench config and the limits file without touching hardware
 """
@@ -11,19 +12,18 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from typer._click.core import Context  # typer ships its own click; its Context is this one
+from typer.core import TyperCommand
 
+from bench.cli_reservation import register as register_reservation_commands
 from bench.cli_results import register as register_results_commands
 from bench.config import ConfigError, ModelLevel, load_config
 from bench.limits import load_limits
-from bench.twin_launcher import running_twins
-from instruments.errors import InstrumentError
-from instruments.registry import open_power_supply
 
 app = typer.Typer(
     help="OTS-SAT hardware-in-the-loop bench: run test plans, serve the twin, keep the DUT safe.",
@@ -43,7 +43,18 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+class _RunCommand(TyperCommand):
+    """`bench run PLANS... -- PYTEST_ARGS`: click would let the variadic PLANS argument swallow what follows
+    `--`; the part after it is set aside before click parses, and handed to pytest unchanged."""
+
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            at = args.index("--")
+            args, ctx.meta["pytest_args"] = args[:at], args[at + 1 :]
+        return super().parse_args(ctx, args)
+
+
+@app.command(cls=_RunCommand)
 def run(
     ctx: typer.Context,
     plans: Annotated[list[str] | None, typer.Argument(help="test plan files or folders [default: test_plans]")] = None,
@@ -56,18 +67,29 @@ def run(
     ),
     operator: Annotated[str | None, typer.Option(help="test conductor [default: $USER]")] = None,
     keyword: Annotated[str | None, typer.Option("-k", help="only tests matching this pytest expression")] = None,
+    strict: Annotated[
+        bool | None,
+        typer.Option(
+            "--strict/--no-strict",
+            help="fail the run when it cannot be imported into the results DB [default: on for qualification "
+            "and acceptance]",
+        ),
+    ] = None,
 ) -> None:
     """Run test plans against the bench and write <out>/<run-id>/ (journal, report.html, junit.xml, allure-results).
 
-    Extra arguments after `--` go to pytest unchanged.
+    Arguments after `--` go to pytest unchanged, e.g. `bench run test_plans/eps -- -x -v`.
     """
     import pytest  # imported here: the other commands must start fast
+
+    from bench.asrun import new_run_id
 
     targets = plans or ["test_plans"]
     for target in targets:
         if not Path(target.split("::")[0]).exists():
             raise _fail(f"test plan '{target}' not found; run from the project root or give the path to the plans")
-    args = [*targets, "--out", str(out), "--campaign", campaign, "-p", "no:cacheprovider"]
+    run_id = new_run_id()
+    args = [*targets, "--out", str(out), "--run-id", run_id, "--campaign", campaign, "-p", "no:cacheprovider"]
     if bench_config:
         args += ["--bench-config", str(bench_config)]
     if model_level:
@@ -78,33 +100,33 @@ def run(
         args += ["--operator", operator]
     if keyword:
         args += ["-k", keyword]
-    args += list(ctx.args)
-    latest = out / "latest"
-    before = latest.resolve() if latest.exists() else None
+    if strict is not None:
+        args.append("--strict-db" if strict else "--no-strict-db")
+    args += list(ctx.meta.get("pytest_args", ())) + list(ctx.args)
     code = int(pytest.main(args))
-    if latest.exists() and latest.resolve() != before:  # this run got as far as opening its journal
-        _print_run_summary(latest)
+    run_dir = out / run_id  # this run's own directory: never `latest`, which another run may have moved
+    if (run_dir / "journal.jsonl").exists():
+        _print_run_summary(run_dir)
     raise typer.Exit(code)
 
 
 def _print_run_summary(run_dir: Path) -> None:
     """The operator's view at the end of a run: one line per test, the verdict, where the evidence is."""
+    import json
+
     from rich.table import Table
 
     from reports.journal import JournalError, read_journal
 
-    journal = run_dir / "journal.jsonl"
-    if not journal.exists():
-        return
     try:
-        record = read_journal(journal)
+        record = read_journal(run_dir / "journal.jsonl")
     except JournalError as exc:
         console.print(f"[red]journal unreadable:[/] {exc}")
         return
     table = Table(title=f"run {record.run.run_id if record.run else run_dir.name}", title_justify="left")
     for column in ("test", "outcome", "pass", "marginal", "fail"):
         table.add_column(column, justify="left" if column in ("test", "outcome") else "right")
-    colours = {"passed": "green", "failed": "red", "error": "red", "skipped": "yellow"}
+    colours = {"passed": "green", "failed": "red", "error": "red", "skipped": "yellow", "interrupted": "magenta"}
     for test in record.tests:
         verdicts = [m.verdict for m in test.measurements]
         table.add_row(
@@ -116,8 +138,20 @@ def _print_run_summary(run_dir: Path) -> None:
         )
     console.print(table)
     verdict = str(record.verdict).upper()
-    colour = {"PASS": "green", "FAIL": "red"}.get(verdict, "yellow")
-    console.print(f"verdict: [bold {colour}]{verdict}[/]   report: {run_dir.resolve() / 'report.html'}")
+    colour = {"PASS": "green", "FAIL": "red", "ABORTED": "bold red"}.get(verdict, "yellow")
+    console.print(f"verdict: [bold {colour}]{verdict}[/] ({record.verdict_reason})", highlight=False)
+    console.print(f"report:  {run_dir.resolve() / 'report.html'}", highlight=False)
+    for line in (run_dir / "journal.jsonl").read_text(errors="replace").splitlines()[-3:]:
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(entry, dict) and entry.get("kind") == "db_import" and not entry.get("ok"):
+            console.print(
+                f"[bold yellow]WARNING:[/] the run is not in the results DB ({entry.get('error')}); "
+                f"retry: {entry.get('retry')}",
+                highlight=False,
+            )
 
 
 @app.command()
@@ -131,57 +165,6 @@ def twin(
     argv = [sys.executable, "-m", "twin", "--ports", ports, "--psu-dialect", psu_dialect, "--seed", str(seed)]
     argv += ["--log-level", log_level]
     os.execv(sys.executable, argv)
-
-
-@app.command()
-def safe(bench_config: ConfigOpt = None) -> None:
-    """Put a bench in safe state now: every supply output off, generator RF off. Works while a run is in progress."""
-    try:
-        loaded = load_config(bench_config)
-    except ConfigError as exc:
-        raise _fail(str(exc)) from None
-    instruments = loaded.config.instruments
-    psu = instruments["psu"]
-
-    def supply_off(resource: str) -> str:
-        supply = open_power_supply(psu.driver, resource, psu.timeout_s)
-        try:
-            supply.all_outputs_off()
-        finally:
-            supply.close()
-        return f"{psu.driver} at {resource}: all outputs off"
-
-    actions: list[tuple[str, Callable[[str], str]]] = [(psu.resource, supply_off)]
-    generator = instruments.generator
-    if generator is not None:
-
-        def generator_off(resource: str) -> str:
-            from instruments.vsg import SignalGenerator
-
-            # The ceiling only guards level settings; safe state sets none.
-            with SignalGenerator(resource, max_level_dbm=-200.0, timeout_s=generator.timeout_s) as gen:
-                gen.safe_state()
-            return f"{generator.driver} at {resource}: RF and ARB off"
-
-        actions.append((generator.resource, generator_off))
-    failed = False
-    for configured, action in actions:
-        if configured.startswith("twin:"):
-            name = configured.removeprefix("twin:")
-            resources = [str(t["endpoints"][name]["resource"]) for t in running_twins() if name in t["endpoints"]]
-            if not resources:
-                console.print(f"no auto-started twin is running: nothing to make safe ({configured})")
-                continue
-        else:
-            resources = [configured]
-        for resource in resources:
-            try:
-                console.print(f"[green]safe[/]: {action(resource)}", highlight=False)
-            except InstrumentError as exc:
-                failed = True
-                console.print(f"[bold red]NOT SAFE[/]: {resource}: {exc}", highlight=False)
-    if failed:
-        raise typer.Exit(1)
 
 
 @app.command()
@@ -203,6 +186,13 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run directory (holds 
         console.print(f"report: {files.pdf}", highlight=False)
     else:
         console.print(f"[yellow]no PDF:[/] {files.problem}", highlight=False)
+    from reports.manifest import ManifestError, reseal
+
+    rebuilt = [p.name for p in (files.html, files.pdf) if p is not None]
+    try:
+        console.print(f"manifest: {reseal(run_dir, rebuilt, 'bench report')}", highlight=False)
+    except ManifestError as exc:
+        raise _fail(str(exc), code=1) from None
 
 
 @app.command()
@@ -254,6 +244,7 @@ def check(
 
 
 register_results_commands(app)
+register_reservation_commands(app)
 
 
 def main() -> None:  # pragma: no cover - console script entry

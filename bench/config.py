@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bench.errors import ConfigError
 
@@ -33,10 +35,26 @@ class ModelLevel(StrEnum):
 
 class _Strict(BaseModel):
     # Unknown keys are typos until proven otherwise: a misspelt `max_curent` must not silently default.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Every number is finite: a `.nan` or `.inf` anywhere (envelope, timeouts, RF path, calibration) is a
+    # mistake, and NaN compares false with everything, so it would slip through every range check after it.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 PositiveFloat = Annotated[float, Field(gt=0)]
+
+TIMEOUT_MAX_S = 3600.0
+
+
+def _timeout(value: float) -> float:
+    if not 0 < value <= TIMEOUT_MAX_S:
+        raise ValueError(
+            f"{value:g} s is outside (0, {TIMEOUT_MAX_S:g}] s; give the timeout in seconds (a larger one is a typo)"
+        )
+    return value
+
+
+Timeout = Annotated[float, AfterValidator(_timeout)]
+"""A timeout or period in seconds: positive, finite, at most an hour."""
 
 
 class BusVoltage(_Strict):
@@ -92,31 +110,43 @@ class Dut(_Strict):
 class InstrumentConfig(_Strict):
     driver: str = Field(description="driver name, e.g. keysight-e36312a")
     resource: str = Field(description="VISA resource string, or twin:<endpoint> for the auto-started twin")
-    timeout_s: PositiveFloat = 2.0
+    timeout_s: Timeout = 2.0
     channels: dict[str, int] = Field(default_factory=dict, description="role -> channel number")
 
 
 class CanConfig(_Strict):
     """The CAN adapter reaching the satellite's bus (CSP over CAN)."""
 
-    driver: Literal["socketcand", "slcan"] = Field(description="socketcand daemon, or an slcan (Lawicel) adapter")
-    resource: str = Field(
-        description="socketcand: host:port; slcan: a pyserial URL or device (socket://host:port, /dev/ttyACM0); "
-        "or twin:can_socketcand / twin:can_slcan for the auto-started twin"
+    driver: str = Field(
+        description="socketcand (a daemon on a CAN gateway), slcan (a Lawicel adapter), or any python-can "
+        "interface name: socketcan, pcan, kvaser, gs_usb, vector, virtual, ... (instruments/registry.py)"
     )
-    channel: str | None = Field(default=None, description="socketcand interface name (e.g. can0); twin: its own")
+    resource: str = Field(
+        default="",
+        description="socketcand: host:port; slcan: a pyserial URL or device (socket://host:port, /dev/ttyACM0); "
+        "twin:can_socketcand / twin:can_slcan for the auto-started twin; unused by other python-can interfaces",
+    )
+    channel: str | None = Field(
+        default=None,
+        description="the CAN interface (socketcand/socketcan: e.g. can0; pcan: PCAN_USBBUS1); twin: its own",
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="extra python-can Bus arguments, passed through unchanged (e.g. fd: true)"
+    )
     bitrate: Literal[10_000, 20_000, 50_000, 100_000, 125_000, 250_000, 500_000, 750_000, 1_000_000] = 1_000_000
     csp_version: Literal[1, 2] = 1
     cfp_version: Literal[1, 2] = 1
     egse_address: Annotated[int, Field(ge=0, le=0x3FFF)] = 10
     crc32: bool = Field(default=True, description="append a CSP CRC32 to the packets the bench sends")
-    timeout_s: PositiveFloat = Field(default=3.0, description="connect / handshake timeout")
-    acceptance_timeout_s: PositiveFloat = 2.0
-    completion_timeout_s: PositiveFloat = 5.0
-    service_timeout_s: PositiveFloat = 1.0
+    timeout_s: Timeout = Field(default=3.0, description="connect / handshake timeout")
+    acceptance_timeout_s: Timeout = 2.0
+    completion_timeout_s: Timeout = 5.0
+    service_timeout_s: Timeout = 1.0
 
     @model_validator(mode="after")
     def _versions(self) -> CanConfig:
+        if self.driver in ("socketcand", "slcan") and not self.resource:
+            raise ValueError(f"resource: the {self.driver} driver needs a resource (host:port or a serial URL)")
         if self.cfp_version != self.csp_version:
             v = self.cfp_version
             raise ValueError(f"CFP v{v} carries CSP v{v} headers; set csp_version and cfp_version alike")
@@ -128,12 +158,12 @@ class CanConfig(_Strict):
 class I2cConfig(_Strict):
     """The I2C adapter reaching the EPS beneath the flight software."""
 
-    driver: Literal["usb-iss", "smbus2"] = Field(description="Devantech USB-ISS over a serial port, or Linux i2c-dev")
+    driver: str = Field(description="usb-iss (a Devantech USB-ISS on a serial port) or smbus2 (Linux i2c-dev)")
     resource: str = Field(
         description="usb-iss: a pyserial URL or device (socket://host:port, /dev/ttyACM0); smbus2: a bus number or "
         "/dev/i2c-N; twin:i2c (TCP) or twin:i2c.pty (the pseudo-terminal) for the auto-started twin"
     )
-    timeout_s: PositiveFloat = 0.5
+    timeout_s: Timeout = 0.5
     eps_address: Annotated[int, Field(ge=0x01, le=0x77)] = 0x02
     temperature_address: Annotated[int, Field(ge=0x01, le=0x77)] = 0x48
 
@@ -141,6 +171,7 @@ class I2cConfig(_Strict):
 class ConsoleConfig(_Strict):
     """The OBC's debug UART."""
 
+    driver: str = Field(default="serial", description="serial: a UART through pyserial (the only console driver)")
     resource: str = Field(description="a pyserial URL or device; twin:console (TCP) or twin:console.pty")
     baudrate: Annotated[int, Field(gt=0)] = 115200
     prompt: str = "obc> "
@@ -191,7 +222,7 @@ class TwinConfig(_Strict):
     autostart: bool = False
     psu_dialect: Literal["keysight", "rigol"] = "keysight"
     seed: int = 0
-    startup_timeout_s: PositiveFloat = 20.0
+    startup_timeout_s: Timeout = 20.0
 
 
 class Safety(_Strict):
@@ -201,22 +232,36 @@ class Safety(_Strict):
         description="refuse to power the DUT from a supply without an I/O watchdog (a killed bench PC "
         "would leave the DUT powered)",
     )
-    heartbeat_s: PositiveFloat = 1.0
-    stable_current_timeout_s: PositiveFloat = 5.0
+    heartbeat_s: Timeout = 1.0
+    stable_current_timeout_s: Timeout = 5.0
+
+    @model_validator(mode="after")
+    def _heartbeat_within_watchdog(self) -> Safety:
+        if self.heartbeat_s >= self.watchdog_s:
+            raise ValueError(
+                f"heartbeat_s {self.heartbeat_s:g} s is not shorter than watchdog_s {self.watchdog_s:g} s: the "
+                "supply's watchdog would switch the DUT off between two heartbeats; make heartbeat_s smaller"
+            )
+        return self
 
 
 class CalibrationRecord(_Strict):
     certificate: str
     due: dt.date
-    uncertainty: dict[str, float] = Field(
+    uncertainty: dict[str, Annotated[float, Field(ge=0)]] = Field(
         default_factory=dict, description="expanded uncertainty (k=2) by units, e.g. {V: 0.005, A: 0.002}"
     )
 
 
 class BenchInfo(_Strict):
-    name: str
+    name: str = Field(description="the bench this config drives; one session at a time may hold it")
     location: str = ""
     operator: str | None = None
+    reservation: str | None = Field(
+        default=None,
+        description="where the bench's lease and emergency-stop interlock live: a PostgreSQL URL shared by the "
+        "lab's bench PCs, or unset for this PC's file system ($BENCH_DB is used when it is a PostgreSQL URL)",
+    )
 
 
 class BenchConfig(_Strict):
@@ -262,39 +307,123 @@ class LoadedConfig(BaseModel):
     config: BenchConfig
 
 
+def field_key(part: int | str) -> str:
+    """One key of a field path as written in an error line: quoted when it is empty, has blanks or control
+    characters (a key like "a\nb" must not break the one-line message), cut short when very long."""
+    text = str(part)
+    if text and text.isprintable() and not any(c.isspace() for c in text) and len(text) <= 60:
+        return text
+    return repr(text if len(text) <= 60 else text[:60] + "…")
+
+
 def _field_path(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(p) for p in loc) or "(top level)"
+    return ".".join(field_key(p) for p in loc) or "(top level)"
+
+
+def shown_value(value: object) -> str:
+    """A bad input as the YAML author wrote it, short enough for a one-line message (`.nan`, `1e+30`, 'soon')."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ".nan"
+        if math.isinf(value):
+            return ".inf" if value > 0 else "-.inf"
+        text = repr(value)
+        return text.removesuffix(".0")  # 300.0 read from `300`: shown as written
+    if isinstance(value, int):
+        digits = str(abs(value))
+        if len(digits) > 24:
+            return f"{'-' if value < 0 else ''}{digits[:6]}… ({len(digits)}-digit integer)"
+        return str(value)
+    if isinstance(value, str):
+        text = value if len(value) <= 40 else value[:40] + "…"
+        return repr(text)
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return type(value).__name__
+
+
+def describe_error(err: Mapping[str, Any], unknown_field_hint: str) -> str:
+    """What is wrong with one input, from a pydantic error: its message plus the bad value, in words."""
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return f"unknown field (typo?); remove it or {unknown_field_hint}"
+    if kind == "missing":
+        return "required field is missing"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if "input" not in err:
+        return msg
+    value = err["input"]
+    if kind == "finite_number":
+        return f"{shown_value(value)} is not a finite number; give a finite value"
+    if kind in ("value_error", "assertion_error"):
+        return msg  # our own validators name the value in their message
+    return f"{msg}, got {shown_value(value)}"
 
 
 def _describe(err: dict[str, Any]) -> str:
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        msg = "unknown field (typo?); remove it or check the spelling against docs/configuration.md"
-    elif err["type"] == "missing":
-        msg = "required field is missing"
-    return msg
+    return describe_error(err, "check the spelling against docs/configuration.md")
 
 
 def parse_yaml(path: Path, what: str) -> Any:
     """Read a YAML file, turning I/O and syntax errors into one-line ConfigErrors."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: {what} not found; pass an existing file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read {what}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: line {line}: byte {exc.object[exc.start]:#04x} is not UTF-8; save the {what} as UTF-8"
+        ) from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{path}:{where}: {problem}; fix the YAML syntax") from None
+        raise ConfigError(one_line(f"{path}:{where}: {problem}; fix the YAML syntax")) from None
+    except (ValueError, OverflowError) as exc:  # a scalar YAML reads but Python cannot hold: 2026-13-45, ...
+        raise ConfigError(one_line(f"{path}: {exc}; fix the value")) from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to read; flatten the YAML") from None
+
+
+_LINE_BREAKS = str.maketrans({c: repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"})
+
+
+def one_line(text: str) -> str:
+    """``text`` with its line breaks escaped: a key or value from the file must not split a problem's line."""
+    return text.translate(_LINE_BREAKS)
 
 
 def validation_message(path: Path, exc: ValidationError) -> str:
     """One line per problem: file, field path, what is wrong."""
-    return "\n".join(f"{path}: {_field_path(e['loc'])}: {_describe(dict(e))}" for e in exc.errors())
+    return "\n".join(one_line(f"{path}: {_field_path(e['loc'])}: {_describe(dict(e))}") for e in exc.errors())
+
+
+def check_drivers(path: Path, config: BenchConfig) -> None:
+    """Every `driver:` must name an entry of its role in the one driver table (instruments.registry)."""
+    from instruments.registry import ROLES, UnknownDriver, check_driver
+
+    for role in ROLES:
+        section = getattr(config.instruments, role)
+        if section is None:
+            continue
+        try:
+            check_driver(role, section.driver)
+        except UnknownDriver as exc:
+            known = ", ".join(exc.known)
+            raise ConfigError(
+                f"{path}: instruments.{role}.driver: unknown driver {exc.driver!r}; known: {known}"
+            ) from None
 
 
 def load_config(path: Path | str | None = None) -> LoadedConfig:
@@ -307,4 +436,5 @@ def load_config(path: Path | str | None = None) -> LoadedConfig:
         config = BenchConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(validation_message(path, exc)) from None
+    check_drivers(path, config)
     return LoadedConfig(path=path, sha256=hashlib.sha256(path.read_bytes()).hexdigest(), config=config)

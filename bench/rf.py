@@ -26,6 +26,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from bench import emergency
 from bench.config import RfEnvelope, RfPath
 from bench.dsp import modem
 from bench.dsp.ax25 import build_ui_frame
@@ -187,8 +188,8 @@ class RfFrontEnd:
         radio: RadioDef,
         config_path: Path | str,
     ) -> None:
-        self.analyzer = analyzer
-        self.generator = generator
+        self._analyzer = analyzer  # private: plans get levels at the antenna port, never the drivers
+        self._gen = generator
         self.path = path
         self.envelope = envelope
         self.radio = radio
@@ -200,7 +201,7 @@ class RfFrontEnd:
     # -- downlink ------------------------------------------------------------------------------------------
 
     def _configure(self, sample_rate: float, n: int, pretrigger_s: float, trigger: bool, level_dbm: float) -> None:
-        a = self.analyzer
+        a = self._analyzer
         if self._configured is None:
             a.reset()
             a.set_centre_frequency(self.radio.frequency_hz)
@@ -229,20 +230,20 @@ class RfFrontEnd:
         level = trigger_level_at_port_dbm - self.path.downlink_loss_db
         self._configure(sample_rate, n, pretrigger_s, trigger, level)
         try:
-            self.analyzer.start_capture()
+            self._analyzer.start_capture()
             if after_arming is not None:
                 after_arming()
-            self.analyzer.wait_capture(timeout_s + duration_s)  # the trigger may come last: then the record
+            self._analyzer.wait_capture(timeout_s + duration_s)  # the trigger may come last: then the record
         except CaptureTimeout as exc:
             raise NoRfSignal(
                 f"no burst above {trigger_level_at_port_dbm:g} dBm at the antenna port within {timeout_s:g} s "
                 f"({exc}); is the transmitter keyed, on {self.radio.frequency_hz / 1e6:.4f} MHz, and the RF "
                 "cable connected?"
             ) from None
-        iq = self.analyzer.fetch_capture()
+        iq = self._analyzer.fetch_capture()
         if iq.overload:
             raise AnalyzerOverload(
-                f"{self.analyzer.resource}: RF overload during the capture at reference level {iq.ref_level_dbm:g} "
+                f"{self._analyzer.resource}: RF overload during the capture at reference level {iq.ref_level_dbm:g} "
                 "dBm: the signal is stronger than the path calibration says — check instruments.rf_path"
             )
         return RfCapture(iq, self.path.downlink_loss_db, self.radio.frequency_hz)
@@ -266,9 +267,26 @@ class RfFrontEnd:
         return level_at_port_dbm + self.path.uplink_loss_db
 
     def _generator(self) -> SignalGenerator:
-        if self.generator is None:
+        if self._gen is None:
             raise RuntimeError(f"{self.config_path}: instruments.generator: this bench has no signal generator")
-        return self.generator
+        emergency.check()  # nothing radiates into the DUT after an operator's stop
+        return self._gen
+
+    def cw_on(self, level_at_port_dbm: float, offset_hz: float = 0.0) -> None:
+        """An unmodulated carrier at the radio's frequency (+ ``offset_hz``), ``level_at_port_dbm`` at the antenna
+        port (refused above the receiver's maximum input). RF off again at the test's end, or with `safe_state`."""
+        generator = self._generator()
+        level = self.generator_level_for(level_at_port_dbm)
+        generator.set_rf(False)
+        generator.set_arb(False)
+        generator.set_frequency(self.radio.frequency_hz + offset_hz)
+        generator.set_level(level)
+        generator.set_rf(True)
+
+    @property
+    def generator_rf_on(self) -> bool:
+        """Whether the generator's RF output is on (read back from the instrument)."""
+        return self._gen is not None and self._gen.rf_on()
 
     def uplink_frames(
         self,
@@ -312,8 +330,8 @@ class RfFrontEnd:
         return build_ui_frame(dest, GROUND_CALLSIGN, info)
 
     def safe_state(self) -> None:
-        if self.generator is not None:
-            self.generator.safe_state()
+        if self._gen is not None:
+            self._gen.safe_state()
 
 
 def _scaled(iq: npt.NDArray[np.complex64]) -> npt.NDArray[np.complex64]:

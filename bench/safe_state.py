@@ -3,7 +3,8 @@
 Actions are registered per instrument role. `enter(reason)` runs all of them (each guarded, so one failing
 instrument does not keep the others live), journals the outcome and syncs the journal to disk. It is called
 from the session teardown (pass, fail, exception, pytest-timeout), from signal handlers (Ctrl-C, SIGTERM,
-SIGHUP: safe state first, then the run unwinds as interrupted) and at interpreter exit. What no software can
+SIGHUP: safe state first, then the run unwinds as interrupted; a second signal enters safe state again but
+lets the unwinding finish, so the run is still journaled and reported) and at interpreter exit. What no software can
 cover — kill -9, a power cut of the bench PC — is covered by the supply's I/O watchdog, armed before power-on.
 """
 
@@ -32,6 +33,7 @@ class SafeState:
         self._lock = threading.RLock()
         self._previous: dict[int, object] = {}
         self.entered_reasons: list[str] = []
+        self._stopping = False  # a signal started the unwinding
         self.last_results: dict[str, str] = {}
 
     def register(self, role: str, action: SafeAction) -> None:
@@ -78,6 +80,13 @@ class SafeState:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
+        if self._stopping:
+            # A second Ctrl-C while the run unwinds: safe state again, but let the unwinding finish — it is what
+            # journals the interruption and writes the report.
+            log.warning("%s received again: safe state again; the run is already stopping", name)
+            self.enter(f"{name} (again)", fresh=True)
+            return
+        self._stopping = True
         log.warning("%s received: entering safe state", name)
         self.enter(name, fresh=True)
         # Unwind the run as an interruption: pytest then tears down, journals and reports what it has.

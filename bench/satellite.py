@@ -55,10 +55,8 @@ from bench.link.pus import (
 )
 from bench.link.pus import Verification as VerificationReport
 from bench.predicates import Predicate, as_predicate
-from bench.session import resolve_can
-from bench.twin_launcher import TwinProcess
 from bench.waiting import AwaitTimeout
-from instruments.can_adapter import CanAdapter, open_can_adapter
+from instruments.can_adapter import CanAdapter
 from instruments.errors import InstrumentError
 
 __all__ = [
@@ -303,7 +301,7 @@ class Satellite:
         crc32: bool = True,
         history: int = HISTORY,
     ) -> None:
-        self.adapter = adapter
+        self._adapter = adapter  # private: plans send telecommands through the ICD checks, never raw frames
         self.icd = icd
         self.version = csp_version if csp_version is not None else icd.csp_version
         self.egse = egse_address if egse_address is not None else icd.egse_address
@@ -341,6 +339,11 @@ class Satellite:
     # ------------------------------------------------------------------------------------------------
     # lifecycle
     # ------------------------------------------------------------------------------------------------
+    @property
+    def link_description(self) -> str:
+        """Which CAN adapter and bus the link runs on (for traces and logs)."""
+        return self._adapter.description
+
     def start(self) -> Satellite:
         if self._thread is None:
             self._thread = threading.Thread(target=self._rx_loop, name="satellite-rx", daemon=True)
@@ -352,7 +355,7 @@ class Satellite:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-        self.adapter.close()
+        self._adapter.close()
 
     def __enter__(self) -> Satellite:
         return self.start()
@@ -415,7 +418,7 @@ class Satellite:
             self._reset_local_counters()
 
     def _rx_loop(self) -> None:
-        recv = self.adapter.recv
+        recv = self._adapter.recv
         push = self._decoder.push
         next_expire = time.monotonic() + EXPIRE_EVERY_S
         while not self._stop.is_set():
@@ -733,7 +736,7 @@ class Satellite:
         with self._tx_lock:
             frames = self._encoder.encode(packet)
             for frame in frames:
-                msg = self.adapter.send(frame.can_id, frame.data)
+                msg = self._adapter.send(frame.can_id, frame.data)
                 msg.timestamp = time.time()
                 self._frames_tx += 1
                 for listener in self._listeners:
@@ -1057,11 +1060,10 @@ class Satellite:
         return out
 
 
-def open_satellite(loaded: LoadedConfig, twin: TwinProcess | None = None) -> Satellite:
-    """Connect to the satellite's CAN bus as the bench config says and start receiving.
+def open_satellite(loaded: LoadedConfig, adapter: CanAdapter) -> Satellite:
+    """Start the satellite link on the bench's CAN adapter (opened by the session) as the bench config says.
 
-    Raises ConfigError (no CAN entry, ICD problems, versions that disagree) or InstrumentError (the adapter
-    cannot be reached), each in one line saying what to fix.
+    Raises ConfigError (no CAN entry, ICD problems, versions that disagree), each in one line saying what to fix.
     """
     cfg = loaded.config
     can_cfg = cfg.instruments.can
@@ -1076,8 +1078,6 @@ def open_satellite(loaded: LoadedConfig, twin: TwinProcess | None = None) -> Sat
             f"{loaded.path}: instruments.can.csp_version: {can_cfg.csp_version}, but the ICD {icd.path} says the "
             f"satellite speaks CSP v{icd.csp_version}"
         )
-    address = resolve_can(can_cfg, twin, loaded.path)
-    adapter = open_can_adapter(address, timeout_s=can_cfg.timeout_s)
     timeouts = Timeouts(
         acceptance_s=can_cfg.acceptance_timeout_s,
         completion_s=can_cfg.completion_timeout_s,

@@ -1,57 +1,56 @@
-"""A bench session: from a validated config to connected, identified, protected instruments — and back.
+"""A bench session: it owns the bench — from a validated config to connected, identified, protected
+instruments, and back.
 
 Open order matters and is the safety procedure itself:
-1. start the twin if the config says so (a separate process; the bench only learns its endpoints);
-2. connect every instrument, read its identity (*IDN?) and match its calibration record by serial;
-3. put the supply in a known state (outputs off), check the DUT envelope fits the channel ratings;
-4. arm instrument-side protection from the envelope: OVP, OCP, current limit, then the I/O watchdog;
-5. register safe state for every exit and start the heartbeat that keeps the watchdog fed while we live.
-Only then may anything power the DUT. `close()` enters safe state and undoes the rest in reverse.
+1. take the bench's lease (`bench.reservation`): one session per bench; a held bench, or one whose emergency-stop
+   interlock is still set, is refused at once with one line naming the holder or the stop;
+2. start the twin if the config says so (a separate process; the bench only learns its endpoints);
+3. open every instrument the session needs from the start through the one role table (`bench.roles`): resolve,
+   open, check the model against the driver, journal its identity and calibration, register its safe state;
+4. put the supply in a known state (outputs off), check the DUT envelope fits the channel ratings;
+5. arm instrument-side protection from the envelope: OVP, OCP, current limit, then the I/O watchdog;
+6. start the heartbeats: one feeds the supply's watchdog, one renews the lease and watches the interlock.
+Only then may anything power the DUT. The CAN adapter, I2C adapter and console are opened through the same table
+when a test first asks for them. `close()` enters safe state and undoes the rest in reverse.
+
+Plans never get a driver: the session hands out the guarded supply (`psu`), the RF front end, and the
+satellite-side adapters; protection can only be tightened, and an emergency stop latches (`bench.emergency`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from bench.calibration import CalibrationState, calibration_of
-from bench.config import CanConfig, ConfigError, LoadedConfig
+from bench import emergency
+from bench.asrun import new_run_id
+from bench.calibration import CalibrationState, CalStatus, calibration_of
+from bench.config import ConfigError, LoadedConfig
 from bench.journal import Journal
+from bench.roles import ROLES, OpenedInstrument, open_role, resolve_resource
 from bench.safe_state import SafeState
 from bench.safety import GuardedSupply, arm_protection, check_ratings
 from bench.twin_launcher import TwinProcess
-from instruments.can_adapter import CanAddress
 from instruments.errors import InstrumentError
-from instruments.power import Identity, PowerSupply
-from instruments.registry import open_power_supply
-from instruments.vsa import SignalAnalyzer
-from instruments.vsg import SignalGenerator
+
+if TYPE_CHECKING:
+    from bench.icd import RadioDef
+    from bench.reservation import Interlock, LeaseHandle, LeaseKeeper, SafeTarget
+    from bench.rf import RfFrontEnd
+    from instruments.can_adapter import CanAdapter
+    from instruments.console import Console
+    from instruments.i2c import I2CBus
+    from instruments.power import PowerSupply
+    from instruments.scpi import Identity
 
 log = logging.getLogger(__name__)
-
-
-class _Driver(Protocol):
-    def close(self) -> None: ...
-
-
-_DriverT = TypeVar("_DriverT", bound=_Driver)
-
-
-ANALYZER_DRIVERS = ("rs-fsv",)  # R&S FSV/FSW IQ analyzer (instruments/vsa.py)
-GENERATOR_DRIVERS = ("rs-smbv",)  # R&S SMBV/SMW vector generator (instruments/vsg.py)
-
-
-def check_driver(role: str, driver: str, known: tuple[str, ...], config_path: Path) -> None:
-    if driver not in known:
-        raise ConfigError(
-            f"{config_path}: instruments.{role}.driver: unknown driver {driver!r}; known: {', '.join(known)}"
-        )
-
 
 # Campaigns whose results qualify hardware: every instrument must be in calibration before power-on.
 CALIBRATED_CAMPAIGNS = frozenset({"qualification", "acceptance"})
@@ -80,68 +79,17 @@ class InstrumentInfo:
         }
 
 
-def twin_endpoint(
-    resource: str, twin: TwinProcess | None, config_path: Path, role: str
-) -> tuple[str, str, dict[str, Any]] | None:
-    """For `twin:<endpoint>[.<variant>]`: (endpoint name, variant, the running twin's record); None for a real
-    address. One place for what every `twin:` resource needs: a twin that is running and serves the endpoint."""
-    if not resource.startswith("twin:"):
-        return None
-    name, _, variant = resource.removeprefix("twin:").partition(".")
-    where = f"{config_path}: instruments.{role}.resource"
-    if twin is None:
-        raise ConfigError(f"{where}: '{resource}' needs the auto-started twin; set twin.autostart: true")
-    record = twin.endpoints.get(name)
-    if record is None:
-        served = ", ".join(sorted(twin.endpoints))
-        raise ConfigError(f"{where}: the twin has no endpoint '{name}' (it serves: {served})")
-    return name, variant, record
+def bench_key(loaded: LoadedConfig, run_id: str) -> str:
+    """The name a bench is reserved under: the config's bench name; a bench with its own auto-started twin is
+    private to its run (nothing else can reach that twin), so each such run reserves its own."""
+    name = loaded.config.bench.name
+    return f"{name}/{run_id}" if loaded.config.twin.autostart else name
 
 
-def resolve_resource(resource: str, twin: TwinProcess | None, config_path: Path, role: str) -> str:
-    """A VISA resource: `twin:<endpoint>` → the running twin's VISA string; anything else is used as is."""
-    found = twin_endpoint(resource, twin, config_path, role)
-    if found is None:
-        return resource
-    name, _, record = found
-    if "resource" not in record:
-        raise ConfigError(f"{config_path}: instruments.{role}.resource: twin endpoint '{name}' is not a VISA resource")
-    return str(record["resource"])
-
-
-def resolve_can(can: CanConfig, twin: TwinProcess | None, config_path: Path) -> CanAddress:
-    """The CAN adapter's address: ``twin:<endpoint>`` is built from the twin's endpoint record (socketcand:
-    host, port and channel; slcan: the pyserial URL), anything else is used as the config gives it."""
-    channel = can.channel or "can0"
-    found = twin_endpoint(can.resource, twin, config_path, "can")
-    if found is None:
-        return CanAddress(can.driver, can.resource, channel, can.bitrate)
-    name, _, record = found
-    kind = record.get("interface", record.get("kind"))
-    if kind != can.driver:
-        raise ConfigError(
-            f"{config_path}: instruments.can.resource: endpoint '{name}' speaks {kind}, "
-            f"but instruments.can.driver is {can.driver}"
-        )
-    if can.driver == "socketcand":
-        resource = f"{record['host']}:{record['port']}"
-        return CanAddress("socketcand", resource, can.channel or str(record.get("channel", channel)), can.bitrate)
-    return CanAddress("slcan", str(record["url"]), channel, can.bitrate)
-
-
-def resolve_serial_url(resource: str, twin: TwinProcess | None, config_path: Path, role: str) -> str:
-    """A serial-port resource: `twin:<endpoint>` → the endpoint's TCP URL, `twin:<endpoint>.pty` → its
-    pseudo-terminal path (what a USB device node is on a real bench); anything else as the config gives it."""
-    found = twin_endpoint(resource, twin, config_path, role)
-    if found is None:
-        return resource
-    name, variant, record = found
-    key = "pty" if variant == "pty" else "url"
-    if variant not in ("", "pty") or key not in record:
-        raise ConfigError(
-            f"{config_path}: instruments.{role}.resource: use twin:{name} (TCP) or twin:{name}.pty (pseudo-terminal)"
-        )
-    return str(record[key])
+def reservation_url(loaded: LoadedConfig) -> str | None:
+    """Where leases live: the config's `bench.reservation`, else $BENCH_DB when it is PostgreSQL, else the PC."""
+    url = loaded.config.bench.reservation or os.environ.get("BENCH_DB") or ""
+    return url if url.startswith("postgresql") else None
 
 
 @dataclass
@@ -149,25 +97,42 @@ class BenchSession:
     loaded: LoadedConfig
     journal: Journal | None
     run_dir: Path | None = None
+    run_id: str = field(default_factory=new_run_id)
     twin: TwinProcess | None = None
-    psu_driver: PowerSupply | None = None
-    analyzer_driver: SignalAnalyzer | None = None
-    generator_driver: SignalGenerator | None = None
     instruments: dict[str, InstrumentInfo] = field(default_factory=dict)
     safe_state: SafeState = field(default_factory=SafeState)
     watchdog_armed: bool = False
+    _campaign: str = "development"
+    _opened: dict[str, OpenedInstrument] = field(default_factory=dict)
+    _supply: GuardedSupply | None = None
+    _lease: LeaseHandle | None = None
+    _keeper: LeaseKeeper | None = None
+    _current_test: str | None = None
+    _stop: emergency.StopRecord | None = None
     _heartbeat_stop: threading.Event = field(default_factory=threading.Event)
     _heartbeat: threading.Thread | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def config_path(self) -> Path:
         return self.loaded.path
 
     @property
+    def bench_name(self) -> str:
+        """The name this session holds the bench under."""
+        return bench_key(self.loaded, self.run_id)
+
+    @property
+    def stop_record(self) -> emergency.StopRecord | None:
+        """The emergency stop (or lost lease) that ended this session's right to power the DUT, if any."""
+        return self._stop
+
+    @property
     def psu(self) -> GuardedSupply:
-        assert self.psu_driver is not None, "session not open"
-        cfg = self.loaded.config
-        return GuardedSupply(self.psu_driver, cfg.instruments["psu"].channels, cfg.dut.envelope, str(self.config_path))
+        """The DUT supply, limited to the envelope (the only handle on it anyone outside the session gets)."""
+        if self._supply is None:
+            raise RuntimeError("the bench session is not open")
+        return self._supply
 
     @classmethod
     def open(
@@ -176,134 +141,205 @@ class BenchSession:
         journal: Journal | None,
         run_dir: Path | None,
         *,
+        run_id: str | None = None,
         install_signals: bool = True,
         campaign: str = "development",
     ) -> BenchSession:
         session = cls(loaded=loaded, journal=journal, run_dir=run_dir, safe_state=SafeState(journal))
+        if run_id:
+            session.run_id = run_id
+        session._campaign = campaign
         try:
-            session._open(install_signals, campaign)
+            session._open(install_signals)
         except BaseException:
             session.close("session set-up failed")
             raise
         return session
 
-    def _open(self, install_signals: bool, campaign: str) -> None:
-        cfg = self.loaded.config
-        if cfg.twin.autostart:
-            log_path = (self.run_dir / "twin.log") if self.run_dir else None
-            self.twin = TwinProcess(
-                psu_dialect=cfg.twin.psu_dialect,
-                seed=cfg.twin.seed,
-                log_path=log_path,
-                startup_timeout_s=cfg.twin.startup_timeout_s,
-            ).start()
-            log.info("twin started (pid %s): %s", self.twin.pid, sorted(self.twin.endpoints))
+    def _open(self, install_signals: bool) -> None:
+        from bench.reservation import local_identity, open_store
 
-        psu_cfg = cfg.instruments["psu"]
-        resource = resolve_resource(psu_cfg.resource, self.twin, self.config_path, "psu")
-        driver = open_power_supply(psu_cfg.driver, resource, psu_cfg.timeout_s)
-        self.psu_driver = driver
-        # Safe state is registered the moment a connection exists: from here on, any exit turns outputs off.
-        self.safe_state.register(
-            "psu",
-            self._safe_action(
-                "psu",
-                lambda: self.psu_driver,
-                lambda: open_power_supply(psu_cfg.driver, resource, psu_cfg.timeout_s),
-                lambda psu: psu.all_outputs_off(),
-            ),
+        cfg = self.loaded.config
+        emergency.reset()
+        store = open_store(reservation_url(self.loaded))
+        holder, host = local_identity()
+        if cfg.twin.autostart:  # a private twin: starting it touches nobody's bench
+            self._start_twin()
+        self._lease = store.acquire(
+            self.bench_name,
+            run_id=self.run_id,
+            holder=holder,
+            host=host,
+            pid=os.getpid(),
+            ttl_s=max(5.0, 5 * cfg.safety.heartbeat_s),
+            config=str(self.loaded.path.resolve()),
+            safe_targets=self._safe_targets(),
         )
+        if self.journal is not None:
+            lease = self._lease.lease
+            self.journal.record(
+                "lease",
+                bench=lease.bench,
+                holder=lease.holder,
+                host=lease.host,
+                pid=lease.pid,
+                since=lease.since.isoformat(),
+            )
         if install_signals:
             self.safe_state.install()
-
-        self._identify("psu", psu_cfg.driver, resource, driver.identity(), campaign)
-        self._open_rf(campaign)
-
+        for role, opener in ROLES.items():
+            if opener.eager and getattr(cfg.instruments, role) is not None:
+                self._open_role(role)
+        driver = self._driver("psu")
+        psu_cfg = cfg.instruments["psu"]
+        self._supply = GuardedSupply(driver, psu_cfg.channels, cfg.dut.envelope, str(self.config_path))
         envelope = cfg.dut.envelope
         check_ratings(driver, psu_cfg.channels, envelope, str(self.config_path))
         self.watchdog_armed = arm_protection(driver, psu_cfg.channels, envelope, cfg.safety, str(self.config_path))
         if self.watchdog_armed:
             self._start_heartbeat(driver, cfg.safety.heartbeat_s)
+        self._start_keeper(cfg.safety.heartbeat_s)
 
-    def _identify(self, role: str, driver_name: str, resource: str, ident: Identity, campaign: str) -> None:
+    def _start_twin(self) -> None:
+        twin_cfg = self.loaded.config.twin
+        self.twin = TwinProcess(
+            psu_dialect=twin_cfg.psu_dialect,
+            seed=twin_cfg.seed,
+            log_path=(self.run_dir / "twin.log") if self.run_dir else None,
+            startup_timeout_s=twin_cfg.startup_timeout_s,
+        ).start()
+        log.info("twin started (pid %s): %s", self.twin.pid, sorted(self.twin.endpoints))
+
+    def _safe_targets(self) -> tuple[SafeTarget, ...]:
+        """What `bench safe` without a config must switch off on this bench: the resolved addresses."""
+        from bench.reservation import SafeTarget
+
+        targets = []
+        for role in ("psu", "generator"):
+            section = self.loaded.config.instruments.get(role)
+            if section is not None:
+                resource = resolve_resource(section.resource, self.twin, self.config_path, role)
+                targets.append(SafeTarget(role, section.driver, resource))
+        return tuple(targets)
+
+    # -- instruments by role ----------------------------------------------------------------------------
+    def _open_role(self, role: str, **options: Any) -> OpenedInstrument:
+        """Open `role` through the role table, journal it, register its safe state."""
+        opened = open_role(role, self.loaded, self.twin, **options)
+        spec = ROLES[role]
+        if spec.make_safe is not None:
+            # Registered the moment a connection exists: from here on, any exit makes it safe.
+            self.safe_state.register(role, self._safe_action(role, spec.make_safe))
+        if role != "console":  # a console is opened afresh per test; its record is the first one
+            self._opened[role] = opened
+        if role not in self.instruments:
+            self._identify(opened, calibrated=spec.calibrated)
+        return opened
+
+    def _driver(self, role: str) -> Any:
+        with self._lock:
+            opened = self._opened.get(role)
+            if opened is None:
+                opened = self._open_role(role)
+            return opened.handle
+
+    def _identify(self, opened: OpenedInstrument, *, calibrated: bool) -> None:
         """Journal the instrument with its calibration; an uncalibrated one stops a qualifying campaign."""
         cfg = self.loaded.config
-        cal = calibration_of(ident.serial, cfg.calibration, dt.date.today())
-        info = InstrumentInfo(role, driver_name, resource, ident, cal)
-        self.instruments[role] = info
+        ident = opened.identity
+        if calibrated:
+            cal = calibration_of(ident.serial, cfg.calibration, dt.date.today())
+        else:  # adapters and consoles carry the link, they measure nothing
+            cal = CalibrationState(ident.serial, CalStatus.NOT_REQUIRED)
+        info = InstrumentInfo(opened.role, opened.driver_name, opened.resource, ident, cal)
+        self.instruments[opened.role] = info
         if self.journal is not None:
             self.journal.record("instrument", **info.as_record())
-        if cal.status.value != "valid":
-            if campaign in CALIBRATED_CAMPAIGNS:
-                # Before protection is armed and long before power-on: evidence from an uncalibrated instrument
-                # cannot qualify flight hardware, so the run must not start at all.
-                due = f", due {cal.due.isoformat()}" if cal.due else ""
-                raise ConfigError(
-                    f"{self.config_path}: calibration.{ident.serial}: the {ident.model} (S/N {ident.serial}) "
-                    f"calibration is {cal.status.value}{due}; a {campaign} campaign needs every instrument "
-                    "in calibration — recalibrate it, or run as a development campaign"
-                )
-            log.warning("calibration of %s (serial %s): %s", ident.model, ident.serial, cal.status.value)
+        if cal.status in (CalStatus.VALID, CalStatus.NOT_REQUIRED):
+            return
+        if self._campaign in CALIBRATED_CAMPAIGNS:
+            # Before protection is armed and long before power-on: evidence from an uncalibrated instrument
+            # cannot qualify flight hardware, so the run must not start at all.
+            due = f", due {cal.due.isoformat()}" if cal.due else ""
+            raise ConfigError(
+                f"{self.config_path}: calibration.{ident.serial}: the {ident.model} (S/N {ident.serial}) "
+                f"calibration is {cal.status.value}{due}; a {self._campaign} campaign needs every instrument "
+                "in calibration — recalibrate it, or run as a development campaign"
+            )
+        log.warning("calibration of %s (serial %s): %s", ident.model, ident.serial, cal.status.value)
 
-    def _open_rf(self, campaign: str) -> None:
-        """The analyzer and generator, if the bench has them: generator RF off is part of safe state."""
+    def can_adapter(self) -> CanAdapter:
+        """The CAN adapter on the satellite's bus (opened on first use; closed with the session)."""
+        adapter: CanAdapter = self._driver("can")
+        return adapter
+
+    def i2c_bus(self) -> I2CBus:
+        """The I2C adapter beneath the flight software (opened on first use; closed with the session)."""
+        bus: I2CBus = self._driver("i2c")
+        return bus
+
+    def open_console(self, log_path: Path | None = None) -> Console:
+        """A fresh connection to the OBC's debug UART, its lines logged to `log_path`; the caller closes it."""
+        console: Console = self._open_role("console", log_path=log_path).handle
+        return console
+
+    def rf_front_end(self, radio: RadioDef) -> RfFrontEnd | None:
+        """The analyzer and generator seen from the DUT antenna port, or None on a bench without an analyzer."""
+        from bench.rf import RfFrontEnd
+
         instruments = self.loaded.config.instruments
         envelope = self.loaded.config.dut.envelope.rf
-        path = instruments.rf_path
-        if instruments.analyzer is not None:
-            cfg = instruments.analyzer
-            check_driver("analyzer", cfg.driver, ANALYZER_DRIVERS, self.config_path)
-            resource = resolve_resource(cfg.resource, self.twin, self.config_path, "analyzer")
-            self.analyzer_driver = SignalAnalyzer(resource, cfg.timeout_s)
-            self._identify("analyzer", cfg.driver, resource, self.analyzer_driver.identity(), campaign)
-        if instruments.generator is not None:
-            cfg = instruments.generator
-            check_driver("generator", cfg.driver, GENERATOR_DRIVERS, self.config_path)
-            assert envelope is not None and path is not None  # the config validator requires both
-            generator_resource = resolve_resource(cfg.resource, self.twin, self.config_path, "generator")
-            # The driver itself refuses any level the DUT receiver could not take through the uplink path.
-            ceiling = envelope.max_rx_input_dbm + path.uplink_loss_db
-            generator = SignalGenerator(generator_resource, max_level_dbm=ceiling, timeout_s=cfg.timeout_s)
-            self.generator_driver = generator
-            timeout_s = cfg.timeout_s
-            self.safe_state.register(
-                "generator",
-                self._safe_action(
-                    "generator",
-                    lambda: self.generator_driver,
-                    lambda: SignalGenerator(generator_resource, max_level_dbm=ceiling, timeout_s=timeout_s),
-                    lambda gen: gen.safe_state(),
-                ),
-            )
-            self._identify("generator", cfg.driver, generator_resource, generator.identity(), campaign)
-            generator.safe_state()
+        if instruments.analyzer is None or instruments.rf_path is None or envelope is None:
+            return None
+        generator = self._driver("generator") if instruments.generator is not None else None
+        return RfFrontEnd(self._driver("analyzer"), generator, instruments.rf_path, envelope, radio, self.config_path)
 
-    @staticmethod
-    def _safe_action(
-        role: str,
-        current: Callable[[], _DriverT | None],
-        open_fresh: Callable[[], _DriverT],
-        make_safe: Callable[[_DriverT], None],
-    ) -> Callable[[bool], None]:
+    def has_role(self, role: str) -> bool:
+        return getattr(self.loaded.config.instruments, role) is not None
+
+    # -- safe state -------------------------------------------------------------------------------------
+    def _safe_action(self, role: str, make_safe: Callable[[Any], None]) -> Callable[[bool], None]:
         """Safe state of one instrument: on the open connection, else (or when ``fresh``) on a new one —
         the open one may be mid-exchange (a signal) or broken (link lost)."""
 
         def action(fresh: bool) -> None:
-            driver = None if fresh else current()
-            if driver is not None:
+            opened = None if fresh else self._opened.get(role)
+            if opened is not None:
                 try:
-                    make_safe(driver)
+                    make_safe(opened.handle)
                     return
                 except InstrumentError as exc:
                     log.warning("%s safe state on the open connection failed (%s); retrying on a new one", role, exc)
-            fresh_driver = open_fresh()
+            fresh_instrument = open_role(role, self.loaded, self.twin).handle
             try:
-                make_safe(fresh_driver)
+                make_safe(fresh_instrument)
             finally:
-                fresh_driver.close()
+                fresh_instrument.close()
 
         return action
 
+    def protection_trips(self) -> list[str]:
+        """The supply's latched protection faults on the DUT's channels, in words ("OCP on channel 1 (dut_main)");
+        empty when none tripped or the supply cannot be asked."""
+        if self._supply is None:
+            return []
+        trips = []
+        try:
+            for role, ch in self._supply.roles.items():
+                state = self._supply.protection(ch)
+                kinds = [k for k, on in (("OVP", state.ovp_tripped), ("OCP", state.ocp_tripped),
+                                         ("watchdog", state.watchdog_tripped)) if on]  # fmt: skip
+                trips += [f"{kind} on channel {ch} ({role})" for kind in kinds]
+        except InstrumentError as exc:  # the supply itself is the problem: the test says so already
+            log.warning("could not read the supply's protection state: %s", exc)
+        return trips
+
+    def after_test(self) -> None:
+        """Between tests: protection a plan tightened goes back to the envelope's own settings."""
+        if self._supply is not None and self._supply.tightened and self._stop is None:
+            self._supply.restore_protection()
+
+    # -- heartbeats: the supply's watchdog and the bench's lease ----------------------------------------
     def _start_heartbeat(self, psu: PowerSupply, period_s: float) -> None:
         def beat() -> None:
             while not self._heartbeat_stop.wait(period_s):
@@ -315,26 +351,87 @@ class BenchSession:
         self._heartbeat = threading.Thread(target=beat, name="psu-watchdog-heartbeat", daemon=True)
         self._heartbeat.start()
 
+    def _start_keeper(self, period_s: float) -> None:
+        from bench.reservation import LeaseKeeper
+
+        assert self._lease is not None
+        self._keeper = LeaseKeeper(self._lease, period_s, self._on_interlock, self._on_lease_lost).start()
+
+    @property
+    def current_test(self) -> str | None:
+        return self._current_test
+
+    @current_test.setter
+    def current_test(self, test_id: str | None) -> None:
+        """The test now running: shown by `bench status` and named in an emergency stop's record."""
+        self._current_test = test_id
+        if self._keeper is not None:
+            self._keeper.current_test = test_id
+
+    def _on_interlock(self, interlock: Interlock) -> None:
+        """`bench safe` stopped this bench: latch, journal who/when/which test, make everything safe."""
+        record = emergency.StopRecord(interlock.who, interlock.host, interlock.time.isoformat(), interlock.reason)
+        if self._stop is not None:
+            return
+        self._stop = record
+        emergency.latch(record)
+        log.critical("%s (test %s): making the bench safe", record.describe(), self._current_test or "-")
+        if self.journal is not None and not self.journal.closed:
+            self.journal.record(
+                "emergency_stop",
+                who=interlock.who,
+                host=interlock.host,
+                stop_time=interlock.time.isoformat(),
+                reason=interlock.reason,
+                test_id=self._current_test,
+            )
+        self.safe_state.enter(f"emergency stop by {interlock.who}@{interlock.host}", fresh=True)
+
+    def _on_lease_lost(self, reason: str) -> None:
+        """The lease is gone (the shared store lost our connection): we no longer own the bench; stop."""
+        record = emergency.StopRecord("bench", socket.gethostname(), dt.datetime.now(dt.UTC).isoformat(), reason)
+        if self._stop is not None:
+            return
+        self._stop = record
+        emergency.latch(record)
+        log.critical("lease on bench %s lost (%s): making the bench safe", self.bench_name, reason)
+        if self.journal is not None and not self.journal.closed:
+            self.journal.record(
+                "emergency_stop", who="bench", host=record.host, stop_time=record.time,
+                reason=f"lease lost: {reason}", test_id=self._current_test,
+            )  # fmt: skip
+        self.safe_state.enter("lease lost", fresh=True)
+
+    # -- closing ----------------------------------------------------------------------------------------
     def close(self, reason: str = "session end") -> None:
-        """Safe state, then stop the heartbeat, disarm the watchdog (outputs are off), disconnect, stop the twin."""
+        """Safe state, then stop the heartbeats, disarm the watchdog (outputs are off), disconnect, release the
+        bench, stop the twin."""
         self.safe_state.enter(reason)
+        if self._keeper is not None:
+            self._keeper.stop()
+            self._keeper = None
         self._heartbeat_stop.set()
         if self._heartbeat is not None:
             self._heartbeat.join(timeout=5)
-        if self.psu_driver is not None:
+        psu = self._opened.get("psu")
+        if psu is not None and self.watchdog_armed and self.safe_state.last_results.get("psu") == "ok":
             try:
-                if self.watchdog_armed and self.safe_state.last_results.get("psu") == "ok":
-                    self.psu_driver.disarm_watchdog()
+                psu.handle.disarm_watchdog()
             except InstrumentError as exc:
                 log.warning("could not disarm the watchdog: %s", exc)
-            self.psu_driver.close()
-            self.psu_driver = None
-        for driver in (self.analyzer_driver, self.generator_driver):
-            if driver is not None:
-                driver.close()
-        self.analyzer_driver = self.generator_driver = None
+        for role in reversed(list(self._opened)):
+            try:
+                self._opened[role].handle.close()
+            except (InstrumentError, OSError) as exc:  # closing a dead link: nothing left to protect
+                log.debug("closing %s: %s", role, exc)
+        self._opened.clear()
+        self._supply = None
         self.safe_state.unregister_all()
         self.safe_state.uninstall()
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
         if self.twin is not None:
             self.twin.stop()
             self.twin = None
+        emergency.reset()  # the latch guarded this session's instruments; the store's interlock stays set

@@ -1,7 +1,8 @@
 """Await a predicate with a timeout: the bench's only way to synchronise with the outside world.
 
 Fixed sleeps hide races and waste time; polling a predicate returns as soon as the condition holds and,
-when it never does, the error says what was awaited and what was last seen.
+when it never does, the error says what was awaited and what was last seen. An emergency stop
+(`bench.emergency`) ends every wait at its next poll.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from typing import TypeVar
+
+from bench import emergency
 
 T = TypeVar("T")
 
@@ -35,6 +38,7 @@ def await_value(
     deadline = time.monotonic() + timeout_s
     last: T | None = None
     while True:
+        emergency.check()  # an operator's stop ends every wait at once, not after its timeout
         last = sample()
         if predicate(last):
             return last

@@ -1,11 +1,15 @@
 """The bench's CAN adapter: a python-can bus opened from the bench config, with errors a person can act on.
 
-Two ways to reach a CAN bus, both served by the twin and both real lab set-ups:
+Ways to reach a CAN bus; the first two are served by the twin, all are real lab set-ups:
 
 * ``socketcand`` — a socketcand daemon on a Linux gateway that owns the physical adapter (e.g. a PEAK
   PCAN-USB as ``can0``); ``resource`` is ``host:port`` and ``channel`` the gateway's interface name;
 * ``slcan`` — a Lawicel/slcan USB dongle; ``resource`` is anything pyserial opens: a device path
-  (``/dev/ttyACM0``), ``socket://host:port`` (the twin, a ser2net bridge), ``rfc2217://…``.
+  (``/dev/ttyACM0``), ``socket://host:port`` (the twin, a ser2net bridge), ``rfc2217://…``;
+* any other python-can interface by its python-can name — ``socketcan`` on ``can0`` (the usual Linux bench
+  PC with a PEAK or Kvaser adapter), ``pcan``, ``kvaser``, ``gs_usb``, ``vector``, ``virtual`` — opened as
+  ``can.Bus(interface=<driver>, channel=<channel>, bitrate=<bitrate>, **options)``, the options passed through
+  from the bench config unchanged.
 
 Only extended data frames carry CSP; the adapter hands every received message on (error frames included)
 and leaves their meaning to the bench. It knows nothing of CSP, PUS or pytest.
@@ -16,18 +20,15 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import can
 
-from instruments.errors import ConnectionLost, InstrumentError, InstrumentUnreachable
+from instruments.errors import ConnectionLost, InstrumentUnreachable
 
-__all__ = ["CAN_DRIVERS", "CanAdapter", "CanAddress", "open_can_adapter"]
-
-CanDriver = Literal["socketcand", "slcan"]
-CAN_DRIVERS: tuple[str, ...] = ("socketcand", "slcan")
+__all__ = ["CanAdapter", "CanAddress", "open_can_adapter"]
 DEFAULT_SOCKETCAND_PORT = 29536
 
 MessageListener = Callable[[can.Message], None]
@@ -41,15 +42,18 @@ logging.getLogger("can.interfaces.socketcand.socketcand").setLevel(logging.ERROR
 class CanAddress:
     """Where a CAN bus is: the driver and its resource (``host:port`` or a pyserial URL), the channel."""
 
-    driver: CanDriver
+    driver: str  # socketcand, slcan, or a python-can interface name
     resource: str
     channel: str = "can0"
     bitrate: int = 1_000_000
+    options: Mapping[str, Any] = field(default_factory=dict)  # passed to python-can's Bus unchanged
 
     def __str__(self) -> str:
         if self.driver == "socketcand":
             return f"socketcand://{self.resource}/{self.channel}"
-        return f"slcan:{self.resource}"
+        if self.driver == "slcan":
+            return f"slcan:{self.resource}"
+        return f"{self.driver}:{self.channel}"
 
     def host_port(self) -> tuple[str, int]:
         host, sep, port = self.resource.rpartition(":")
@@ -159,6 +163,8 @@ def open_can_adapter(address: CanAddress, *, timeout_s: float = 3.0) -> CanAdapt
             )
         adapter.description = f"{address} (slcan hw {hw} sw {sw})"
         return adapter
-    raise InstrumentError(
-        f"unknown CAN driver {address.driver!r}; known: {', '.join(CAN_DRIVERS)}", resource=address.resource
-    )
+    try:
+        bus = can.Bus(interface=address.driver, channel=address.channel, bitrate=address.bitrate, **address.options)
+    except (can.CanError, OSError, ImportError, NotImplementedError, TypeError, ValueError) as exc:
+        raise InstrumentUnreachable(resource=str(address), reason=f"python-can could not open it: {exc}") from None
+    return CanAdapter(bus, address, f"{address} ({type(bus).__name__}, python-can {can.__version__})")

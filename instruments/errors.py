@@ -13,6 +13,7 @@ reports, where it is read by someone who was not watching the bench when it happ
     ├── InstrumentRejected       the instrument's error queue reported an error after a command
     ├── SettingOutOfRange        refused by the driver before anything was sent
     ├── NotSupported             this model lacks the capability
+    ├── WrongInstrument          *IDN? names another instrument than the driver's: nothing else is sent
     └── UnexpectedReply          the reply could not be parsed
 """
 
@@ -179,3 +180,18 @@ class PlayoutTimeout(InstrumentError):
             command=command,
         )
         self.timeout_s = timeout_s
+
+
+class WrongInstrument(InstrumentError):
+    """The instrument at the resource is not one the driver was written for (checked before any setting)."""
+
+    def __init__(self, *, resource: str, driver: str, expected: str, identity: str) -> None:
+        super().__init__(
+            f"{resource} answers *IDN? with '{identity}', not a {expected} as driver {driver!r} needs; "
+            "nothing else was sent — check the resource address and the driver in the bench config",
+            resource=resource,
+            command="*IDN?",
+        )
+        self.driver = driver
+        self.expected = expected
+        self.identity = identity

@@ -3,9 +3,9 @@
 The interface
     `I2CBus` is what tests and the bench use: ``scan()``, ``write(addr, data)``, ``read(addr, n)``,
     ``write_read(addr, data, n)``, ``read_register(addr, reg, n)``, ``write_register(addr, reg, data)``,
-    ``close()``. Addresses are 7-bit. Which backend sits behind it is configuration: `open_i2c(driver, resource)`
-    picks it by name from `I2C_BACKENDS`, so moving from the twin's adapter to a flight-like Linux host is a change of
-    ``driver``/``resource`` in the bench config, nothing else.
+    ``close()``. Addresses are 7-bit. Which backend sits behind it is configuration: `open_i2c(driver,
+    resource)` picks it by name from `instruments.registry`, so moving from the twin's adapter to a flight-like
+    Linux host is a change of ``driver``/``resource`` in the bench config, nothing else.
 
 Backends
     ``usb-iss`` — `UsbIssI2C(url)`: a Devantech USB-ISS over any pyserial URL (``/dev/ttyACM0``, a pty path,
@@ -63,7 +63,6 @@ except ImportError:  # not POSIX
     _PORT_ERRORS = (serial.SerialException, OSError)
 
 __all__ = [
-    "I2C_BACKENDS",
     "SCAN_RANGE",
     "EpsHousekeeping",
     "EpsReplyError",
@@ -364,20 +363,12 @@ class SMBus2I2C(_RegisterMixin):
             self._bus.close()
 
 
-# --- registry --------------------------------------------------------------------------------------------------
-
-I2C_BACKENDS: dict[str, Callable[..., I2CBus]] = {
-    "usb-iss": UsbIssI2C,
-    "smbus2": SMBus2I2C,
-}
-
-
 def open_i2c(driver: str, resource: str | int, **options: Any) -> I2CBus:
-    """Open the I2C backend named `driver` (`I2C_BACKENDS`) on `resource` (a pyserial URL, or an i2c-dev bus)."""
-    try:
-        backend = I2C_BACKENDS[driver]
-    except KeyError:
-        raise ValueError(f"unknown I2C driver {driver!r}; known: {', '.join(sorted(I2C_BACKENDS))}") from None
+    """Open the I2C backend registered as `driver` (`instruments.registry.DRIVERS["i2c"]`) on `resource` (a
+    pyserial URL, or an i2c-dev bus number)."""
+    from instruments.registry import driver_entry
+
+    backend: Callable[..., I2CBus] = driver_entry("i2c", driver).load()
     if driver == "smbus2" and isinstance(resource, str) and resource.isdigit():
         resource = int(resource)
     return backend(resource, **options)

@@ -26,6 +26,8 @@ class KeysightE36312A(ScpiPowerSupply):
     """Keysight E36312A."""
 
     MODEL: ClassVar[str] = "Keysight E36312A"
+    IDN_MAKER: ClassVar[str] = "Keysight|Agilent"
+    IDN_MODEL: ClassVar[str] = "E36312A"
     RATINGS: ClassVar[Mapping[int, ChannelRating]] = MappingProxyType(
         {1: ChannelRating(6.0, 5.0), 2: ChannelRating(25.0, 1.0), 3: ChannelRating(25.0, 1.0)}
     )

@@ -28,6 +28,8 @@ class RigolDP832(ScpiPowerSupply):
     """Rigol DP832 / DP832A."""
 
     MODEL: ClassVar[str] = "Rigol DP832"
+    IDN_MAKER: ClassVar[str] = "RIGOL"
+    IDN_MODEL: ClassVar[str] = "DP832A?"
     RATINGS: ClassVar[Mapping[int, ChannelRating]] = MappingProxyType(
         {1: ChannelRating(30.0, 3.0), 2: ChannelRating(30.0, 3.0), 3: ChannelRating(5.0, 3.0)}
     )

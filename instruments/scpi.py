@@ -31,6 +31,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import select
 import socket
 import threading
@@ -38,7 +39,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Final, Self
+from typing import ClassVar, Final, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -53,6 +54,7 @@ from instruments.errors import (
     InstrumentTimeout,
     InstrumentUnreachable,
     UnexpectedReply,
+    WrongInstrument,
 )
 
 __all__ = ["Identity", "ScpiInstrument", "resource_manager"]
@@ -401,7 +403,7 @@ class ScpiInstrument:
         try:
             # Some instruments answer registers in float notation ('+1.024E+03').
             return int(reply) if reply.lstrip("+-").isdigit() else int(float(reply))
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: 'INF' or '9.9E+999' parse as a float, no int
             raise UnexpectedReply(resource=self._name, command=command, reply=reply, expected="an integer") from None
 
     def query_floats(self, command: str, *, timeout_s: float | None = None) -> tuple[float, ...]:
@@ -522,7 +524,16 @@ class ScpiInstrument:
 
 class ScpiDriver:
     """What every SCPI instrument driver has: its transport, resource, identity, and closing (also as a
-    context manager)."""
+    context manager).
+
+    A driver declares which instruments it was written for (`IDN_MAKER`, `IDN_MODEL`: regular expressions
+    matched against the `*IDN?` maker and model fields); `verify_identity()` refuses any other instrument
+    before a single setting is sent — a mistyped address must not put a supply's output commands into an
+    oscilloscope or another bench's supply."""
+
+    MODEL: ClassVar[str] = "SCPI instrument"
+    IDN_MAKER: ClassVar[str] = ""
+    IDN_MODEL: ClassVar[str] = ""
 
     def __init__(self, resource: str, timeout_s: float = 2.0) -> None:
         self._scpi = ScpiInstrument(resource, timeout_s)
@@ -538,6 +549,16 @@ class ScpiDriver:
 
     def identity(self) -> Identity:
         return self._scpi.identity()
+
+    def verify_identity(self, driver: str) -> Identity:
+        """The identity, if it is a model this driver is for; else `WrongInstrument` (nothing else sent)."""
+        ident = self.identity()
+        maker_ok = re.search(self.IDN_MAKER, ident.maker, re.IGNORECASE) is not None
+        model_ok = re.fullmatch(self.IDN_MODEL, ident.model, re.IGNORECASE) is not None
+        if not (maker_ok and model_ok):
+            shown = ",".join((ident.maker, ident.model, ident.serial, ident.firmware))
+            raise WrongInstrument(resource=self.resource, driver=driver, expected=self.MODEL, identity=shown)
+        return ident
 
     def close(self) -> None:
         self._scpi.close()

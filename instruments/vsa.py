@@ -64,6 +64,8 @@ class SignalAnalyzer(ScpiDriver):
     """R&S FSV/FSW IQ analyzer driver."""
 
     MODEL: ClassVar[str] = "R&S FSV/FSW (IQ Analyzer)"
+    IDN_MAKER: ClassVar[str] = "Rohde"
+    IDN_MODEL: ClassVar[str] = "FS(V|W|VA)[0-9A-Z-]*"
     # Damage level of the RF input per model (manual "max. input level", CW, attenuation >= 10 dB).
     MAX_SAFE_INPUT_DBM: ClassVar[dict[str, float]] = {"FSV": 30.0, "FSW": 30.0, "FSVA": 30.0}
     DEFAULT_MAX_SAFE_INPUT_DBM: ClassVar[float] = 30.0

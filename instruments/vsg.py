@@ -68,6 +68,8 @@ class SignalGenerator(ScpiDriver):
     """R&S SMW/SMBV vector generator with a driver-enforced level ceiling."""
 
     MODEL: ClassVar[str] = "R&S SMW/SMBV"
+    IDN_MAKER: ClassVar[str] = "Rohde"
+    IDN_MODEL: ClassVar[str] = "SM(BV|W)[0-9A-Z-]*"
 
     def __init__(self, resource: str, *, max_level_dbm: float, timeout_s: float = 2.0) -> None:
         super().__init__(resource, timeout_s)

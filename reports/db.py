@@ -116,7 +116,7 @@ runs = Table(
     Column("dut_serial", String(200), nullable=False, default=""),
     Column("dut_envelope", Text, nullable=False, default="{}"),  # JSON, as in the journal
     Column("argv", Text, nullable=False, default="[]"),  # JSON list
-    Column("verdict", String(20), nullable=False),  # PASS / FAIL / INCOMPLETE (reports.journal decides)
+    Column("verdict", String(20), nullable=False),  # PASS / FAIL / INCOMPLETE / ABORTED (reports.journal decides)
     Column("verdict_reason", Text, nullable=False, default=""),
     Column("status", String(20), nullable=False),  # complete / incomplete
     Column("exit_status", String(50)),
@@ -504,8 +504,10 @@ def derive_anomalies(record: RunRecord) -> list[dict[str, object]]:
 
     if not record.complete:
         add("run incomplete", None, "run", record.run.run_id if record.run else "", record.verdict_reason)
+    for stop in record.emergency_stops:
+        add("emergency stop", None, stop.time, stop.test_id or "between tests", stop.describe())
     for seq, t in enumerate(record.tests):
-        if t.outcome in ("failed", "error"):
+        if t.outcome in ("failed", "error", "interrupted"):  # interrupted: counted with none of the columns
             add(f"test {t.outcome}", seq, t.test_id, t.name, t.message)
         for m in t.measurements:
             if m.verdict == "fail":

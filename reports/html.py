@@ -279,6 +279,8 @@ class ReportView:
     tests: tuple[TestView, ...]
     anomalies: tuple[Anomaly, ...]
     safe_state: tuple[SafeStateView, ...]
+    emergency_stops: tuple[str, ...]
+    """Each operator's emergency stop of the run, in words (who, where, when, during which test, why)."""
     sign_off: tuple[str, ...]
     generated: str
     identity: tuple[IdentityView, ...] = ()
@@ -497,6 +499,7 @@ def build_view(
             )
             for e in record.safe_state
         ),
+        emergency_stops=tuple(stop.describe() for stop in record.emergency_stops),
         sign_off=SIGN_OFF_ROLES,
         generated=(now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         identity=extras.identity,
@@ -711,6 +714,8 @@ def _instrument_view(i: InstrumentRecord, run_start: datetime | None) -> Instrum
         note = "calibration expired"
     elif status == "missing":
         note = "no calibration record"
+    elif status == "n/a":
+        note = "carries the link, measures nothing: no calibration needed"
     return InstrumentView(
         role=i.role,
         driver=i.driver,
@@ -723,7 +728,7 @@ def _instrument_view(i: InstrumentRecord, run_start: datetime | None) -> Instrum
         due=cal.due,
         uncertainty=", ".join(f"{k}: {_plain(v)}" if k else _plain(v) for k, v in cal.uncertainty.items()),
         status=status,
-        flagged=status != "valid",
+        flagged=status not in ("valid", "n/a"),
         note=note,
     )
 
@@ -764,8 +769,11 @@ def _anomalies(
     record: RunRecord, tests: tuple[TestView, ...], instruments: tuple[InstrumentView, ...]
 ) -> tuple[Anomaly, ...]:
     out: list[Anomaly] = []
+    for stop in record.emergency_stops:
+        where = stop.test_id or "between tests"
+        out.append(Anomaly("emergency stop", None, fmt_time(stop.time), where, stop.describe()))
     for t, view in zip(record.tests, tests, strict=True):
-        if t.outcome in ("failed", "error"):
+        if t.outcome in ("failed", "error", "interrupted"):
             out.append(Anomaly(f"test {t.outcome}", view.anchor, t.test_id, t.name, t.message, view.attachments))
         for m in t.measurements:
             if m.verdict != "fail":
@@ -974,6 +982,7 @@ def _firmware_summary(identity: tuple[IdentityView, ...]) -> str:
 _CELL_TEXT: Final = {
     "verified": "verified",
     "failed": "FAILED",
+    "incomplete": "INCOMPLETE (test interrupted)",
     "not run": "not run",
     "n/a": "—",
     "evidence": "evidence",
@@ -1014,7 +1023,13 @@ def _vcrm_view(
                 r.status,
                 _CELL_TEXT[r.status] + (" (marginal)" if r.marginal and r.status == "verified" else ""),
                 " ".join(
-                    x for x in (r.run_id, fmt_time(r.time), ", ".join(r.tests) if r.status == "failed" else "") if x
+                    x
+                    for x in (
+                        r.run_id,
+                        fmt_time(r.time),
+                        ", ".join(r.tests) if r.status in ("failed", "incomplete") else "",
+                    )
+                    if x
                 ),
             )
             for r in row.results
@@ -1031,7 +1046,8 @@ def _vcrm_view(
                 evidence=req.evidence,
                 parent=req.parent,
                 cells=cells,
-                flagged=any(c.status == "failed" for c in cells) or any(e.req_id == req.req_id for e in vcrm.errors),
+                flagged=any(c.status in ("failed", "incomplete") for c in cells)
+                or any(e.req_id == req.req_id for e in vcrm.errors),
             )
         )
     counts = vcrm.counts()

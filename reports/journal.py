@@ -10,12 +10,13 @@ run whose bench process was killed. This module turns the lines into a :class:`R
 ``test_start``       → opens a :class:`TestRecord`; ``measurement`` and ``attachment`` lines fill it;
 ``test_end``         → closes it with an outcome, a duration and a message
 ``safe_state``       → :class:`SafeStateEvent`
+``emergency_stop``   → :class:`EmergencyStopEvent` (an operator stopped the bench: ``bench safe``)
 ``run_end``          → :class:`RunEnd`
 
 Reading is tolerant of the ways a run can end badly, and strict about everything else:
 
 * a last line that is not valid JSON (killed mid-write) is ignored, with a note in ``RunRecord.warnings``;
-* a test without ``test_end`` becomes outcome ``error`` with message "run ended during this test";
+* a test without ``test_end`` becomes outcome ``interrupted`` with message "run ended during this test";
 * a journal without ``run_end`` is "incomplete (bench process ended without closing the run)";
 * unknown kinds are ignored, so newer writers can add kinds without breaking older reports;
 * any other line that is not a JSON object, or a field of the wrong type or outside its set of values,
@@ -28,7 +29,9 @@ from an older or partial writer; the report shows them as blanks.
 The overall verdict of a run (:attr:`RunRecord.verdict`) is decided here, not in a template, so that the
 HTML, the PDF, JUnit and the VCRM all agree:
 
-* ``INCOMPLETE`` when the run did not close, has no ``run_start``, was interrupted, or executed no test;
+* ``ABORTED`` when an operator's emergency stop ended the run (``emergency_stop``), whatever ran before;
+* ``INCOMPLETE`` when the run did not close, has no ``run_start``, was interrupted, has a test that did not run
+  to its end (outcome ``interrupted``), or executed no test;
 * ``FAIL`` when any test failed or errored, or any measurement failed;
 * ``PASS`` otherwise (marginal measurements pass; the summary counts them).
 
@@ -58,6 +61,7 @@ __all__ = [
     "Calibration",
     "CalibrationStatus",
     "DutInfo",
+    "EmergencyStopEvent",
     "Identity",
     "InstrumentRecord",
     "JournalError",
@@ -76,18 +80,18 @@ __all__ = [
     "read_journal",
 ]
 
-Outcome: TypeAlias = Literal["passed", "failed", "error", "skipped"]
+Outcome: TypeAlias = Literal["passed", "failed", "error", "skipped", "interrupted"]
 Verdict: TypeAlias = Literal["pass", "marginal", "fail"]
-CalibrationStatus: TypeAlias = Literal["valid", "expired", "missing"]
-RunVerdict: TypeAlias = Literal["PASS", "FAIL", "INCOMPLETE"]
+CalibrationStatus: TypeAlias = Literal["valid", "expired", "missing", "n/a"]
+RunVerdict: TypeAlias = Literal["PASS", "FAIL", "INCOMPLETE", "ABORTED"]
 MeasuredValue: TypeAlias = float | int | bool | str | None
 
-OUTCOMES: Final[tuple[Outcome, ...]] = ("passed", "failed", "error", "skipped")
+OUTCOMES: Final[tuple[Outcome, ...]] = ("passed", "failed", "error", "skipped", "interrupted")
 VERDICTS: Final[tuple[Verdict, ...]] = ("pass", "marginal", "fail")
-CALIBRATION_STATUSES: Final[tuple[CalibrationStatus, ...]] = ("valid", "expired", "missing")
+CALIBRATION_STATUSES: Final[tuple[CalibrationStatus, ...]] = ("valid", "expired", "missing", "n/a")
 _VALUE_TYPES: Final = (float, int, str, bool)
 
-OPEN_TEST_MESSAGE: Final = "run ended during this test"
+OPEN_TEST_MESSAGE: Final = "run ended during this test (bench process killed?)"
 INCOMPLETE_STATUS: Final = "incomplete (bench process ended without closing the run)"
 COMPLETE_STATUS: Final = "complete"
 
@@ -246,6 +250,22 @@ class SafeStateEvent:
 
 
 @dataclass(frozen=True)
+class EmergencyStopEvent:
+    """An operator stopped the bench (``bench safe``): who, from where, when, why, and the test it cut short."""
+
+    time: str
+    who: str
+    host: str
+    reason: str
+    test_id: str | None
+
+    def describe(self) -> str:
+        during = f" during {self.test_id}" if self.test_id else ""
+        why = f" ({self.reason})" if self.reason else ""
+        return f"emergency stop by {self.who}@{self.host} at {self.time}{during}{why}"
+
+
+@dataclass(frozen=True)
 class RunEnd:
     time: str
     exit_status: int | str | None
@@ -266,6 +286,7 @@ class RunRecord:
     end: RunEnd | None
     warnings: tuple[str, ...]
     """What the reader had to tolerate (truncated last line, open tests, missing run_end, ...)."""
+    emergency_stops: tuple[EmergencyStopEvent, ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -319,8 +340,10 @@ class RunRecord:
         failed_tests = outcomes["failed"] + outcomes["error"]
         measurement_counts = self.measurement_counts()
         failed_meas = measurement_counts["fail"]
-        anomalies = failed_tests + failed_meas
+        anomalies = failed_tests + failed_meas + outcomes["interrupted"]
         noted = f"; {anomalies} anomalies recorded" if anomalies else ""
+        if self.emergency_stops:
+            return "ABORTED", self.emergency_stops[0].describe() + noted
         if self.run is None:
             return "INCOMPLETE", f"the journal has no run_start record{noted}"
         if self.end is None:
@@ -331,6 +354,8 @@ class RunRecord:
             return "INCOMPLETE", f"{meaning} (exit status {status}){noted}"
         if isinstance(status, str) and status not in ("0", "1", ""):
             return "INCOMPLETE", f"run ended with exit status {status!r}{noted}"
+        if outcomes["interrupted"]:
+            return "INCOMPLETE", f"{outcomes['interrupted']} test(s) did not run to their end{noted}"
         if failed_tests or failed_meas:
             parts = []
             if failed_tests:
@@ -596,6 +621,7 @@ class _Reader:
         self.tests: list[_OpenTest] = []
         self.by_id: dict[str, _OpenTest] = {}
         self.safe_state: list[SafeStateEvent] = []
+        self.emergency_stops: list[EmergencyStopEvent] = []
         self.attachments: list[Attachment] = []
         self.end: RunEnd | None = None
         self.warnings: list[str] = []
@@ -784,6 +810,17 @@ class _Reader:
         results = {str(role): r if isinstance(r, str) else json.dumps(r) for role, r in f.mapping("results").items()}
         self.safe_state.append(SafeStateEvent(time=f.text("time"), reason=f.text("reason"), results=results))
 
+    def _emergency_stop(self, f: _Fields) -> None:
+        self.emergency_stops.append(
+            EmergencyStopEvent(
+                time=f.text("stop_time") or f.text("time"),
+                who=f.text("who"),
+                host=f.text("host"),
+                reason=f.text("reason"),
+                test_id=f.optional_text("test_id"),
+            )
+        )
+
     def _run_end(self, f: _Fields) -> None:
         raw_status = f.obj.get("exit_status")
         status: int | str | None
@@ -806,6 +843,7 @@ class _Reader:
         "attachment": _attachment,
         "test_end": _test_end,
         "safe_state": _safe_state,
+        "emergency_stop": _emergency_stop,
         "run_end": _run_end,
     }
 
@@ -819,11 +857,11 @@ class _Reader:
         for t in self.tests:
             outcome, duration, message = t.outcome, t.duration, t.message
             if outcome is None:
-                outcome, message = "error", OPEN_TEST_MESSAGE
+                outcome, message = "interrupted", OPEN_TEST_MESSAGE
                 start = parse_time(t.start)
                 if duration is None and start is not None and last is not None:
                     duration = max(0.0, (last - start).total_seconds())
-                self.warn(f"test {t.test_id!r} has no test_end: marked error ({OPEN_TEST_MESSAGE})")
+                self.warn(f"test {t.test_id!r} has no test_end: marked interrupted ({OPEN_TEST_MESSAGE})")
             if duration is not None and not math.isfinite(duration):
                 duration = None
             tests.append(
@@ -851,6 +889,7 @@ class _Reader:
             attachments=tuple(self.attachments),
             end=self.end,
             warnings=tuple(self.warnings),
+            emergency_stops=tuple(self.emergency_stops),
         )
         if self.end is not None and self.end.counts:
             mine = record.outcome_counts()

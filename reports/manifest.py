@@ -3,15 +3,24 @@
 Written last, when the run's raw data and reports are complete, in the `sha256sum` format so it can also be
 checked without this software (`cd <run-dir> && sha256sum -c manifest.sha256`). `verify_manifest` reports
 every file that was modified, removed or added since.
+
+Each sealing appends a line to ``seals.jsonl`` (what sealed it, when, why), which the manifest then covers:
+a run sealed at its end says so; a report rebuilt later (`bench report`) is re-sealed only if nothing but the
+rebuilt report files changed since the last seal — re-sealing never launders a modified journal — and a killed
+run, which was never sealed, can be sealed once its report has been rebuilt.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 MANIFEST = "manifest.sha256"
+SEALS = "seals.jsonl"
 
 
 class ManifestError(ValueError):
@@ -72,3 +81,31 @@ def verify_manifest(run_dir: Path) -> Verification:
     missing = [rel for rel in sorted(recorded) if rel not in present]
     added = sorted(present - recorded.keys())
     return Verification(len(recorded), modified, missing, added)
+
+
+def seal(run_dir: Path, by: str, reason: str) -> Path:
+    """Record who sealed the run and why (``seals.jsonl``), then write the manifest over everything."""
+    entry = {"time": datetime.now(UTC).isoformat(timespec="seconds"), "by": by, "reason": reason}
+    with (run_dir / SEALS).open("a", encoding="utf-8") as f:
+        f.write(json.dumps(entry) + "\n")
+    return write_manifest(run_dir)
+
+
+def reseal(run_dir: Path, rebuilt: Iterable[str], by: str) -> str:
+    """Seal again after `rebuilt` files (the report) were regenerated; returns what was done, in words.
+
+    Refused (ManifestError) when anything else changed since the last seal: the evidence no longer matches
+    what was sealed, and a new seal would hide that."""
+    if not (run_dir / MANIFEST).exists():
+        seal(run_dir, by, "first seal: the run ended without sealing (killed?); report rebuilt from its journal")
+        return "sealed for the first time (the run had ended without a manifest)"
+    result = verify_manifest(run_dir)
+    allowed = set(rebuilt) | {SEALS}
+    changed = sorted({*result.modified, *result.missing, *result.added} - allowed)
+    if changed:
+        raise ManifestError(
+            f"{run_dir}: {', '.join(changed)} changed since the run was sealed; not re-sealing — "
+            "`bench verify` shows the differences"
+        )
+    seal(run_dir, by, f"report rebuilt ({', '.join(sorted(rebuilt))})")
+    return "re-sealed: the manifest records the rebuild"

@@ -14,8 +14,10 @@ The VCRM is *derived*, never written by hand: :func:`build_vcrm` takes the requi
   test functions in the plan set that cite it, see :func:`scan_plans`);
 * per model level, the latest result: the newest run at that level in which a citing test was executed
   decides — ``verified`` (every citing test passed, no citing measurement failed; marginal measurements
-  pass and are flagged), ``failed`` (a citing test failed or errored, or a citing measurement failed), or
-  ``not run``; ``n/a`` when the requirement is not verified at that level;
+  pass and are flagged), ``failed`` (a citing test failed or errored, or a citing measurement failed),
+  ``incomplete`` (a citing test did not run to its end — interrupted, stopped, killed — and none failed: its
+  measurements never verify anything), or ``not run``; ``n/a`` when the requirement is not verified at that
+  level;
 * for A/I/R requirements, the evidence reference (and ``evidence`` at each of their levels: runs do not
   verify them, even when a test happens to cite one).
 
@@ -62,7 +64,7 @@ __all__ = [
 ]
 
 Method: TypeAlias = Literal["T", "A", "I", "R"]
-Status: TypeAlias = Literal["verified", "failed", "not run", "n/a", "evidence"]
+Status: TypeAlias = Literal["verified", "failed", "incomplete", "not run", "n/a", "evidence"]
 
 METHODS: Final[Mapping[str, str]] = {"T": "test", "A": "analysis", "I": "inspection", "R": "review of design"}
 LEVELS: Final[tuple[str, ...]] = ("EM", "QM", "FM", "PFM")
@@ -381,6 +383,7 @@ def _marker_ids(node: ast.AST) -> list[str]:
 class _Seen:
     failed: list[str] = field(default_factory=list)
     executed: list[str] = field(default_factory=list)
+    interrupted: list[str] = field(default_factory=list)
     marginal: bool = False
 
 
@@ -422,6 +425,8 @@ def build_vcrm(
                 s.executed.append(t.test_id)
                 if t.outcome in ("failed", "error") and req_id in t.requirements:
                     s.failed.append(t.test_id)
+                if t.outcome == "interrupted":
+                    s.interrupted.append(t.test_id)
             for m in t.measurements:
                 for req_id in m.requirements:
                     s = seen[req_id]
@@ -477,6 +482,9 @@ def build_vcrm(
             run_id, time, s = entry
             if s.failed:
                 results.append(LevelResult(level, "failed", run_id, time, s.marginal, tuple(sorted(set(s.failed)))))
+            elif s.interrupted:  # never verified from a test that was cut short
+                cut = tuple(sorted(set(s.interrupted)))
+                results.append(LevelResult(level, "incomplete", run_id, time, s.marginal, cut))
             else:
                 results.append(LevelResult(level, "verified", run_id, time, s.marginal, tuple(sorted(set(s.executed)))))
         if req.method == "T" and test_set.get(req.req_id):  # (an untested one is already an error)
@@ -525,7 +533,7 @@ def _run_time(run: RunRecord) -> float:
 def format_vcrm(vcrm: Vcrm) -> str:
     """A plain-text VCRM: one line per requirement (ID, method, result per level, tests or evidence), then
     the errors and gaps."""
-    short = {"verified": "ok", "failed": "FAIL", "not run": "-", "n/a": "n/a", "evidence": "ev"}
+    short = {"verified": "ok", "failed": "FAIL", "incomplete": "INC", "not run": "-", "n/a": "n/a", "evidence": "ev"}
     lines = [
         f"VCRM of {vcrm.document} over {len(vcrm.runs)} run(s); levels run: {', '.join(vcrm.levels_run) or 'none'}"
     ]
@@ -535,7 +543,10 @@ def format_vcrm(vcrm: Vcrm) -> str:
         cells = " ".join(f"{short[r.status] + ('*' if r.marginal else ''):<5}" for r in row.results)
         what = req.evidence if req.method != "T" else ", ".join(row.tests) or "NO TEST"
         lines.append(f"{req.req_id:<14} {req.method}  {cells} {what}")
-    lines.append("(ok verified, * marginal, FAIL failed, - not run, n/a not at that level, ev closed by evidence)")
+    lines.append(
+        "(ok verified, * marginal, FAIL failed, INC interrupted, - not run, n/a not at that level, "
+        "ev closed by evidence)"
+    )
     lines += [f"error: {e}" for e in vcrm.errors]
     lines += [f"gap: {g}" for g in vcrm.gaps]
     return "\n".join(lines)

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.subsystem("EPS")
 @pytest.mark.requirement("OTS-EPS-010", "OTS-EPS-011")
 def test_power_on_inrush(dut_power, measure, evidence):
     """Power on at nominal bus voltage while the supply digitizes the current; peak inrush and settle time."""
-    if not dut_power.supply.raw.capabilities.digitizer:
+    if not dut_power.supply.capabilities.digitizer:
         pytest.skip("the bench supply has no current digitizer; measure inrush with a current probe")
     result = dut_power.on(capture_inrush=True)
     evidence.trace("power-on current", result.inrush, title="Main bus current at power-on")

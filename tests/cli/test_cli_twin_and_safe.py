@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pyvisa
 
-from bench.config import CONFIG_DIR
+from bench.config import CONFIG_DIR, load_config
+from bench.session import BenchSession
 from bench.twin_launcher import TwinProcess
 from bench.waiting import await_true
 
@@ -68,16 +69,33 @@ def test_bench_safe_switches_outputs_off_from_another_terminal(tmp_path):
         psu.close()
 
 
-def test_bench_safe_finds_auto_started_twins():
-    with TwinProcess(ports="auto") as twin:
-        psu = _open(str(twin.endpoints["psu"]["resource"]))
-        psu.write("VOLT 3.8,(@1)")
-        psu.write("OUTP 1,(@1)")
-        proc = subprocess.run([sys.executable, "-m", "bench.cli", "safe"], capture_output=True, text=True, timeout=60)
+def test_bench_safe_finds_the_private_twin_of_a_running_session():
+    """`bench safe` with no config finds a running session by its run id: the lease records its twin's address."""
+    session = BenchSession.open(load_config(CONFIG_DIR / "twin.yaml"), None, None, install_signals=False)
+    try:
+        assert session.twin is not None
+        resource = str(session.twin.endpoints["psu"]["resource"])
+        session.psu.set_voltage(1, 3.8)
+        session.psu.set_output(1, True)
+        psu = _open(resource)
+        assert psu.query("OUTP? (@1)") == "1"
+        other = subprocess.run(
+            [sys.executable, "-m", "bench.cli", "safe", "--run", "20000101T000000Z-0000"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert other.returncode == 1 and "no bench is held by run 20000101T000000Z-0000" in other.stderr
+        assert psu.query("OUTP? (@1)") == "1", "--run narrows the stop to that run's bench"
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench.cli", "safe", "--run", session.run_id],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
         assert proc.returncode == 0, proc.stderr
-        assert str(twin.endpoints["psu"]["resource"]) in proc.stderr
+        assert f"interlock set: bench {session.bench_name}" in proc.stderr, proc.stderr
+        assert resource in proc.stderr
         assert psu.query("OUTP? (@1)") == "0"
         psu.close()
+    finally:
+        session.close("test end")
 
 
 def test_auto_started_twin_dies_with_its_bench(tmp_path):
@@ -104,3 +122,28 @@ def test_auto_started_twin_dies_with_its_bench(tmp_path):
         return Path(f"/proc/{twin_pid}/stat").read_text().split()[2] == "Z"
 
     await_true(twin_gone, timeout_s=10, what=f"the orphaned twin (pid {twin_pid}) to exit")
+
+
+def test_bench_safe_reaches_the_instruments_of_a_config_that_does_not_validate(tmp_path):
+    """A mistyped driver stops `bench run` and `bench check` in one line; the emergency stop still acts: the supply
+    is found by *IDN?, and the generator's RF goes off too."""
+    with TwinProcess(ports="auto") as twin:
+        psu = _open(str(twin.endpoints["psu"]["resource"]))
+        vsg = _open(str(twin.endpoints["vsg"]["resource"]))
+        psu.write("VOLT 3.8,(@1)")
+        psu.write("OUTP 1,(@1)")
+        vsg.write("OUTP ON")
+        text = (CONFIG_DIR / "twin-standalone.yaml").read_text().replace("keysight-e36312a", "keysight-e36313a")
+        text = text.replace("TCPIP0::127.0.0.1::5025::SOCKET", str(twin.endpoints["psu"]["resource"]))
+        text = text.replace("TCPIP0::127.0.0.1::5027::SOCKET", str(twin.endpoints["vsg"]["resource"]))
+        cfg = tmp_path / "typo.yaml"
+        cfg.write_text(text)
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench.cli", "safe", "-c", str(cfg)], capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "unknown driver 'keysight-e36313a'" in proc.stderr and "Traceback" not in proc.stderr
+        assert psu.query("OUTP? (@1)") == "0"
+        assert vsg.query("OUTP?") in ("0", "OFF")
+        psu.close()
+        vsg.close()

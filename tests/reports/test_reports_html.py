@@ -55,7 +55,7 @@ def test_passing_run_report(passing_run: JournalBuilder) -> None:
         assert expected in cover, expected
 
     summary = visible_text(section(html, "summary"))
-    assert "passed failed error skipped total 2 0 0 0 2" in summary
+    assert "passed failed error skipped interrupted total 2 0 0 0 0 2" in summary
     assert "pass marginal fail total 1 1 0 2" in summary
     assert "OTS-EPS-010 1 1 pass" in summary and "OTS-EPS-011 1 1 marginal" in summary
 
@@ -113,7 +113,7 @@ def test_killed_run_report(journal: JournalBuilder) -> None:
     assert "incomplete last line ignored" in cover  # the reader's notes are shown
     assert "run ended during this test" in visible_text(section(html, "tests"))
     anomalies = visible_text(section(html, "anomalies"))
-    assert "test error t::power_on" in anomalies and "run ended during this test" in anomalies
+    assert "test interrupted t::power_on" in anomalies and "run ended during this test" in anomalies
 
 
 def test_report_without_run_start(journal: JournalBuilder) -> None:
@@ -239,11 +239,11 @@ def test_render_time_with_10000_measurements(journal: JournalBuilder, capsys: py
     journal.run_end(1)
     journal.write()
 
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: the work done, which other jobs on a loaded machine do not change
     html = write_html_report(journal.run_dir).read_text(encoding="utf-8")
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
 
     with capsys.disabled():
-        print(f"\n[reports] 10,000 measurements: report written in {elapsed:.3f} s ({len(html) / 1e6:.1f} MB)")
+        print(f"\n[reports] 10,000 measurements: report written in {elapsed:.3f} s CPU ({len(html) / 1e6:.1f} MB)")
     assert html.count('<tr class="row-') == 10_000
     assert elapsed < 10.0

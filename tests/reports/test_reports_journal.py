@@ -28,7 +28,7 @@ def test_passing_run(passing_run: JournalBuilder) -> None:
     assert record.run.dut.envelope["ovp_v"] == 8.6
     assert record.run.argv == ("bench", "run", "nightly")
     assert [t.outcome for t in record.tests] == ["passed", "passed"]
-    assert record.outcome_counts() == {"passed": 2, "failed": 0, "error": 0, "skipped": 0}
+    assert record.outcome_counts() == {"passed": 2, "failed": 0, "error": 0, "skipped": 0, "interrupted": 0}
     assert record.measurement_counts() == {"pass": 1, "marginal": 1, "fail": 0}
     assert record.requirements() == ["OTS-EPS-010", "OTS-EPS-011"]
     assert "1 measurement(s) marginal" in record.verdict_reason
@@ -79,8 +79,8 @@ def test_killed_run_is_reported_incomplete(journal: JournalBuilder) -> None:
     assert record.end is None
     first, second = record.tests
     assert first.outcome == "passed"
-    assert second.outcome == "error"
-    assert second.message == OPEN_TEST_MESSAGE == "run ended during this test"
+    assert second.outcome == "interrupted"  # it did not run to its end: never passed, never a plain error
+    assert second.message == OPEN_TEST_MESSAGE == "run ended during this test (bench process killed?)"
     assert not second.closed
     assert [m.name for m in second.measurements] == ["b"]  # the half-written "c" is not invented
     assert second.duration == pytest.approx(1.0)  # test_start → last record seen

@@ -91,11 +91,11 @@ def test_killed_run_imports_incomplete_then_complete_after_reimport(tmp_path: Pa
     row = run_row(engine, "n00")
     assert (row.status, row.verdict, row.ended_at) == ("incomplete", "INCOMPLETE", None)
     assert "incomplete last line ignored" in row.warnings
-    assert anomaly_kinds(engine, "n00") == ["run incomplete", "test error"]
+    assert anomaly_kinds(engine, "n00") == ["run incomplete", "test interrupted"]
     with engine.connect() as conn:
         outcomes = dict(conn.execute(select(tests.c.name, tests.c.outcome)).all())
         end_time = conn.execute(select(tests.c.end_time).where(tests.c.name == "test_bus")).scalar_one()
-    assert outcomes == {"test_idle": "passed", "test_bus": "error"}
+    assert outcomes == {"test_idle": "passed", "test_bus": "interrupted"}
     assert end_time is None
     assert count(engine, measurements) == 2  # the killed test's measurement was journalled before the kill
 

@@ -66,26 +66,18 @@ def rig_fixture() -> Iterator[RfRig]:
     from bench.config import CONFIG_DIR, load_config
     from bench.dut_power import DutPower
     from bench.icd import icd_path, load_icd
-    from bench.rf import RfFrontEnd
     from bench.satellite import open_satellite
     from bench.session import BenchSession
 
     loaded = load_config(CONFIG_DIR / "twin.yaml")
     session = BenchSession.open(loaded, None, None, install_signals=False)
     try:
-        assert session.twin is not None and session.analyzer_driver is not None
+        assert session.twin is not None
         cfg = loaded.config
-        assert cfg.instruments.rf_path is not None and cfg.dut.envelope.rf is not None
         radio = load_icd(icd_path(loaded.path, cfg.icd)).radio
-        front = RfFrontEnd(
-            session.analyzer_driver,
-            session.generator_driver,
-            cfg.instruments.rf_path,
-            cfg.dut.envelope.rf,
-            radio,
-            loaded.path,
-        )
-        sat = open_satellite(loaded, session.twin)
+        front = session.rf_front_end(radio)
+        assert front is not None
+        sat = open_satellite(loaded, session.can_adapter())
         power = DutPower(session.psu, cfg.dut.envelope, cfg.safety)
         try:
             power.on()

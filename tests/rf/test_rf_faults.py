@@ -108,12 +108,12 @@ def test_interferer_raises_the_uplink_fer(rig, fault):
 def test_analyzer_overload_is_an_error_naming_the_reference_level(rig):
     rf = rig.rf
     beacon(rig)  # one configured capture: the front end will not set the reference level again
-    rf.analyzer.set_reference_level(-60.0)
+    rf._analyzer.set_reference_level(-60.0)
     try:
         with pytest.raises(AnalyzerOverload) as err:
             beacon(rig)
         message = str(err.value)
         assert "reference level -60 dBm" in message and "instruments.rf_path" in message, message
     finally:
-        rf.analyzer.set_reference_level(rf.ref_level_dbm)
+        rf._analyzer.set_reference_level(rf.ref_level_dbm)
     beacon(rig)  # and the bench recovers once the reference level is right again

@@ -83,17 +83,10 @@ def session(twin: Twin, tmp_path: Path) -> Iterator[BenchSession]:
 
 
 def front_end(session: BenchSession) -> RfFrontEnd:
-    cfg = session.loaded.config
-    assert cfg.instruments.rf_path is not None and cfg.dut.envelope.rf is not None
-    radio = load_icd(icd_path(session.config_path, cfg.icd)).radio
-    return RfFrontEnd(
-        session.analyzer_driver,  # type: ignore[arg-type]
-        session.generator_driver,
-        cfg.instruments.rf_path,
-        cfg.dut.envelope.rf,
-        radio,
-        session.config_path,
-    )
+    radio = load_icd(icd_path(session.config_path, session.loaded.config.icd)).radio
+    front = session.rf_front_end(radio)
+    assert front is not None
+    return front
 
 
 # -- generator levels ---------------------------------------------------------------------------------------
@@ -101,7 +94,7 @@ def front_end(session: BenchSession) -> RfFrontEnd:
 
 def test_front_end_refuses_a_level_above_the_receiver_maximum_and_sends_nothing(twin, session):
     rf = front_end(session)
-    gen = session.generator_driver
+    gen = session._driver("generator")
     assert gen is not None
     gen.set_level(MARK_LEVEL_DBM)
     await_true(
@@ -124,7 +117,7 @@ def test_front_end_refuses_a_level_above_the_receiver_maximum_and_sends_nothing(
 
 
 def test_generator_driver_refuses_above_its_ceiling_before_sending(twin, session):
-    gen = session.generator_driver
+    gen = session._driver("generator")
     assert gen is not None
     cfg = session.loaded.config
     assert cfg.dut.envelope.rf is not None and cfg.instruments.rf_path is not None
@@ -164,7 +157,7 @@ def test_attenuator_missing_from_the_config_stops_before_any_capture(twin, tmp_p
     loaded = load_config(write_config(twin, tmp_path / "no-attenuator.yaml", missing_attenuator))
     session = BenchSession.open(loaded, None, None, install_signals=False)
     try:
-        analyzer = session.analyzer_driver
+        analyzer = session._driver("analyzer")
         assert analyzer is not None
         analyzer.reset()  # the capture memory is empty after *RST: a capture would fill it
         spy = RecordingAnalyzer(analyzer)
@@ -213,10 +206,8 @@ PLAN = textwrap.dedent(
 
 
     def test_hold_generator_on(rf):
-        rf.generator.set_frequency(437.5e6)
-        rf.generator.set_level(-80.0)
-        rf.generator.set_rf(True)
-        assert rf.generator.rf_on()
+        rf.cw_on(rf.envelope.max_rx_input_dbm - 40.0)
+        assert rf.generator_rf_on
         Path(os.environ["MARKER"]).write_text("on")
         if os.environ["MODE"] == "fail":
             assert False, "deliberate failure with the generator on"

@@ -9,7 +9,7 @@ import pytest
 
 from bench.config import CONFIG_DIR, ConfigError, load_config
 from bench.icd import icd_path
-from bench.session import resolve_can
+from bench.roles import resolve_can
 from instruments.can_adapter import CanAddress, open_can_adapter
 from instruments.errors import InstrumentUnreachable
 
@@ -31,8 +31,9 @@ def test_can_entry_in_shipped_configs():
 
 
 def test_unknown_can_driver_and_typo(tmp_path):
-    msg = _error(tmp_path, GOOD.replace("driver: socketcand", "driver: socketcan"))
-    assert "instruments.can.driver" in msg
+    msg = _error(tmp_path, GOOD.replace("driver: socketcand", "driver: sockecand"))
+    assert "instruments.can.driver: unknown driver 'sockecand'" in msg
+    assert "socketcand, slcan" in msg and "pcan" in msg and "socketcan" in msg  # ours, then python-can's
     msg = _error(tmp_path, GOOD.replace("egse_address: 10", "egse_adress: 10"))
     assert "instruments.can.egse_adress: unknown field" in msg
 

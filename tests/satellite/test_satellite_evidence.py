@@ -1,5 +1,6 @@
 """A plan using `satellite` leaves its bus evidence: the CAN log (python-can ASC, both directions) and the
-decoded CSP/PUS trace, as files in the run directory and `attachment` records in the journal."""
+decoded CSP/PUS trace, as files in the run directory and `attachment` records in the journal; and the identity
+every node reported (CMP ident) on the report's cover."""
 
 import json
 import subprocess
@@ -23,3 +24,8 @@ def test_satellite_plan_attaches_can_log_and_trace(tmp_path):
     trace = (run_dir / attachments["CSP-PUS trace"]["path"]).read_text()
     assert "TC[17,1] ping" in trace and "TM[17,2]" in trace and "pong" in trace
     assert trace.startswith("# CSP/PUS trace of socketcand://")
+    # Every node answered CMP ident once in the run; the report's DUT identity lists each, not only the OBC.
+    nodes = sorted(r["node"] for r in records if r["kind"] == "dut_identity")
+    assert nodes == ["ADCS", "COMMS", "EPS", "OBC", "PAYLOAD"]
+    identity = (run_dir / "report.html").read_text().split('id="dut-identity"')[1].split("</table>")[0]
+    assert all(f"<td>{node}</td>" in identity for node in nodes), identity

@@ -155,7 +155,7 @@ def test_backend_is_a_config_change(i2c_twin: I2CTwin) -> None:
             assert P31uClient(bus).get_housekeeping().vbatt_mv == 7812
         finally:
             bus.close()
-    with pytest.raises(ValueError, match="known: smbus2, usb-iss"):
+    with pytest.raises(ValueError, match="known drivers: usb-iss, smbus2"):
         open_i2c("bus-pirate", "socket://127.0.0.1:1")
 
 

@@ -9,6 +9,12 @@ One JSON object per line in, one per line out; replies are ``{"ok": true, ...}``
   {"cmd": "fault", "name": "psu_drop"}              → one-shot fault
   {"cmd": "help"}                                   → commands, loads and faults
 
+Supply and DUT power (``twin/psu_service.py``); ``state.psu.channels[].off_since`` is when an output last
+stopped delivering (the twin's clock: this host's CLOCK_MONOTONIC), for latency measurements:
+
+  {"cmd": "fault", "name": "psu_error", "count": 1, "code": -221}   → the next N settings refused (SCPI error)
+  {"cmd": "fault", "name": "brownout", "seconds": 0.3}              → umbilical contact open: DUT brown-out, reboot
+
 Satellite (``twin/nodes/satellite.py``; node = OBC | EPS | ADCS | COMMS | PAYLOAD; also ``docs/icd.md``):
 
   {"cmd": "reboot", "node": "OBC"}                                  → software reboot of one node
@@ -30,6 +36,11 @@ Side channels (``twin/sidechannels.py``; also ``docs/side-channels.md``):
   {"cmd": "fault", "name": "console_garbage", "on": true}          → line noise mixed into the UART output
   {"cmd": "fault", "name": "selftest_fail", "subsystem": "ADCS", "on": true} → next boot log: FAIL + WARNING
   ``state`` then includes ``i2c`` and ``console``.
+
+RF path (``twin/rf_link.py``; also ``docs/rf.md``): ``rf_cable_disconnected``, ``rf_tx_off``, ``rf_off_frequency``,
+``rf_interferer`` (each ``on``), and
+
+  {"cmd": "fault", "name": "rf_attenuator_missing", "on": true}    → the analyzer sees bursts 40 dB too hot
 """
 
 from __future__ import annotations

@@ -12,6 +12,10 @@ their reasons: ``docs/satellite-model.md``.
   supply on must last 100 ms (the comparator's filter) before the EPS locks out.
 * Constant-power loads: OBC boot 1.1 W for 0.25 s after power-good, then idle 1.9 W (OBC + EPS + UHF RX),
   plus the switchable loads that are on (all off after every boot).
+* A fault (``interrupt``, the control endpoint's ``brownout``): the umbilical contact opens for a while (a
+  loose connector, a harness fault). The satellite draws nothing from the supply and its bus collapses; past
+  the undervoltage filter the EPS locks out, and when the contact closes again the satellite reboots with reset
+  cause ``brownout``. The bus capacitance is taken as recharged through the contact at once (no second inrush).
 """
 
 from __future__ import annotations
@@ -80,6 +84,7 @@ class SatellitePowerModel:
         self._power_good_at: float | None = None
         self._next_cause = "power_on"
         self._below_since: float | None = None
+        self._open_until: float | None = None  # the umbilical contact is open until then (fault)
         self.loads: dict[str, bool] = dict.fromkeys(SWITCHABLE_LOADS_W, False)
 
     # -- the Load protocol the power supply drives -------------------------------------------------------
@@ -90,7 +95,7 @@ class SatellitePowerModel:
 
     def demand(self, t: float, v_source: float) -> float:
         """Current (A) drawn at time ``t`` if the supply holds ``v_source`` at its terminals."""
-        if v_source <= 0.0:
+        if v_source <= 0.0 or self._open(t):
             return 0.0
         v_cap = self._cap.voltage(t)
         # The supply cannot sink: a falling step discharges the capacitance into the loads instead.
@@ -103,7 +108,8 @@ class SatellitePowerModel:
     def settle(self, t: float, v_terminal: float) -> None:
         """Apply lockout/boot given the voltage the supply actually delivered at ``t``."""
         # In current limit the terminal voltage sags below the capacitor's own curve; the bus sees the lower.
-        self.bus_voltage = max(0.0, min(self._cap.voltage(t), v_terminal))
+        # With the umbilical contact open the loads drain the bus at once.
+        self.bus_voltage = 0.0 if self._open(t) else max(0.0, min(self._cap.voltage(t), v_terminal))
         if self.powered and self.bus_voltage < UVLO_FALLING_V and self._cap.target > 0.0:
             # A sag with the supply on must last the comparator's filter time before the EPS locks out:
             # brief dips (current limit during a transient) are ridden through, so an OCP can trip first.
@@ -126,6 +132,21 @@ class SatellitePowerModel:
             self.boot_count += 1
             self.reset_cause = self._next_cause
             self.loads = dict.fromkeys(self.loads, False)
+
+    def _open(self, t: float) -> bool:
+        if self._open_until is None:
+            return False
+        if t < self._open_until:
+            return True
+        self._open_until = None
+        return False
+
+    def interrupt(self, t: float, seconds: float) -> None:
+        """Fault: the umbilical contact opens at ``t`` for ``seconds`` (longer than the undervoltage filter, the
+        EPS locks out; the satellite reboots when the contact closes, reset cause ``brownout``)."""
+        if not (math.isfinite(seconds) and seconds > 0.0):
+            raise ValueError(f"an interruption lasts a positive number of seconds, not {seconds!r}")
+        self._open_until = t + seconds
 
     # -- the satellite's side ------------------------------------------------------------------------------
 
@@ -159,4 +180,5 @@ class SatellitePowerModel:
             "loads": dict(self.loads),
             "bus_voltage": round(self.bus_voltage, 6),
             "power_w": power if power is not None else 0.0,
+            "umbilical_open": self._open_until is not None and t < self._open_until,
         }

@@ -137,6 +137,7 @@ class Channel:
     ocp_tripped: bool = False
     wdog_tripped: bool = False
     over_since: float | None = None  # start of the over-current condition the OCP timer is running on
+    off_since: float | None = None  # when the output last stopped delivering (twin clock); None while delivering
 
     @property
     def latched(self) -> bool:
@@ -262,7 +263,7 @@ class PowerSupply:
             self._latch(ch, t, "ocp")
 
     def _latch(self, ch: Channel, t: float, kind: Literal["ovp", "ocp", "wdog"]) -> None:
-        before = ch.v_source
+        before, was_delivering = ch.v_source, ch.delivering
         if kind == "ovp":
             ch.ovp_tripped = True
         elif kind == "ocp":
@@ -272,7 +273,16 @@ class PowerSupply:
         ch.over_since = None
         if self.behaviour.trip_turns_output_off:
             ch.output = False
+        self._delivery_changed(ch, t, was_delivering)
         self._source_changed(ch, t, before)
+
+    @staticmethod
+    def _delivery_changed(ch: Channel, t: float, was_delivering: bool) -> None:
+        """Note when an output stops delivering (switched off, latched by protection, reset)."""
+        if was_delivering and not ch.delivering:
+            ch.off_since = t
+        elif ch.delivering:
+            ch.off_since = None
 
     def _source_changed(self, ch: Channel, t: float, before: float) -> None:
         if ch.v_source != before:
@@ -283,8 +293,9 @@ class PowerSupply:
         """Advance to now, apply ``change`` to one channel, tell its load, re-evaluate protection."""
         now = self.advance()
         ch = self.channel(number)
-        before = ch.v_source
+        before, was_delivering = ch.v_source, ch.delivering
         change(ch)
+        self._delivery_changed(ch, now, was_delivering)
         self._source_changed(ch, now, before)
         self._evaluate(now)
 
@@ -310,7 +321,7 @@ class PowerSupply:
         """*RST: outputs off, 0 V, reset current limit, OCP off, OVP at max, watchdog off, trips cleared."""
         now = self.advance()
         for ch in self.channels:
-            before = ch.v_source
+            before, was_delivering = ch.v_source, ch.delivering
             ch.v_set = 0.0
             ch.i_set = ch.rating.i_reset
             ch.output = False
@@ -321,6 +332,7 @@ class PowerSupply:
             ch.ocp_level = ch.rating.ocp_max
             ch.ocp_delay = self.behaviour.ocp_delay_reset
             ch.over_since = None
+            self._delivery_changed(ch, now, was_delivering)
             self._source_changed(ch, now, before)
         self.wdog_enabled = False
         self.wdog_delay = 60.0
@@ -505,6 +517,7 @@ class PowerSupply:
                     "current_limit": ch.i_set,
                     "output": ch.output,
                     "delivering": ch.delivering,
+                    "off_since": ch.off_since,
                     "voltage": round(reading.voltage, 6),
                     "current": round(reading.current, 6),
                     "cc": reading.cc,

@@ -18,7 +18,9 @@ noncoherent FSK, BER = ½·exp(−Eb/N0 / 2), FER = 1 − (1 − BER)^bits. A fr
 rejected (bad FCS) in the radio's housekeeping.
 
 Faults (control endpoint): ``rf_cable_disconnected`` (on), ``rf_tx_off`` (on: the PA keys nothing),
-``rf_off_frequency`` (on: the carrier moves 6 kHz), ``rf_interferer`` (on: a CW carrier 3 kHz into the channel).
+``rf_off_frequency`` (on: the carrier moves 6 kHz), ``rf_interferer`` (on: a CW carrier 3 kHz into the channel),
+``rf_attenuator_missing`` (on: the 40 dB attenuator is left out of the path, so the analyzer sees every burst
+40 dB hotter than the calibration says and overloads; its state is in ``state.rf``, not in ``state.faults``).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ _log = logging.getLogger(__name__)
 
 PATH_LOSS_DB: Final = 40.8  # attenuator 40.0 + splitter arm and cables 0.8: the same both ways
 DISCONNECTED_LOSS_DB: Final = 70.0  # an open SMA still leaks a little
+ATTENUATOR_DB: Final = 40.0  # the power attenuator's share of the path loss
 ANALYZER_NF_DB: Final = 11.0  # noise figure at 0 dB input attenuation
 RECEIVER_NF_DB: Final = 6.0
 RX_DAMAGE_DBM: Final = -10.0  # above this the receiver's LNA would be damaged (the bench envelope says -20)
@@ -91,6 +94,7 @@ class RfLink:
         self.radio = world.satellite.icd.radio
         self.path_loss_db = PATH_LOSS_DB
         self.disconnected = False
+        self.attenuator_missing = False
         self.interferer = False
         self.rx_overdriven = 0  # generator level above what a receiver survives (the bench must never do it)
         self._rng = world.rng("rf.link")
@@ -108,7 +112,8 @@ class RfLink:
 
     @property
     def loss_db(self) -> float:
-        return self.path_loss_db + (DISCONNECTED_LOSS_DB if self.disconnected else 0.0)
+        missing = ATTENUATOR_DB if self.attenuator_missing else 0.0
+        return self.path_loss_db - missing + (DISCONNECTED_LOSS_DB if self.disconnected else 0.0)
 
     def _interferer_hz(self) -> float:
         return self.radio.frequency_hz + INTERFERER_OFFSET_HZ
@@ -231,6 +236,7 @@ class RfLink:
         return {
             "path_loss_db": self.loss_db,
             "disconnected": self.disconnected,
+            "attenuator_missing": self.attenuator_missing,
             "interferer": self.interferer,
             "tx_off": self.comms.pa_failed,
             "off_frequency": self.comms.extra_offset_hz != 0.0,
@@ -271,6 +277,21 @@ class RfLink:
                lambda: comms.extra_offset_hz != 0.0)  # fmt: skip
         toggle("rf_interferer", f"on: a CW interferer {INTERFERER_OFFSET_HZ:g} Hz into the channel", set_interferer,
                lambda: self.interferer)  # fmt: skip
+
+        def set_attenuator_missing(request: dict[str, object]) -> dict[str, object]:
+            on = request.get("on")
+            if not isinstance(on, bool):
+                raise ValueError("'on' must be a bool")
+            self.attenuator_missing = on
+            return {"on": on}
+
+        # Its state is `state.rf.attenuator_missing` (an `apply_request` fault: not listed in `state.faults`).
+        self.world.faults["rf_attenuator_missing"] = Fault(
+            "rf_attenuator_missing",
+            f"on: the {ATTENUATOR_DB:g} dB attenuator is left out of the RF path (the analyzer overloads)",
+            lambda on: {},
+            apply_request=set_attenuator_missing,
+        )
 
 
 def rf_link(world: World) -> RfLink:

@@ -250,11 +250,13 @@ def test_capture_current_shows_the_inrush_peak(keysight: ScpiPowerSupply) -> Non
     keysight.set_voltage(1, 3.8)
     keysight.set_current_limit(1, 3.0)
     time.sleep(0.05)  # the bus capacitance (τ = 3 ms) must be discharged for a full inrush
-    trace = keysight.capture_current(1, 2000, 20e-6, lambda: keysight.set_output(1, True))
-    assert len(trace.current) == 2000 and trace.interval_s == 20e-6
+    # 10,000 × 20 µs = 200 ms: the output-on command (one exchange after the trigger) may reach the twin late on
+    # a loaded machine; the inrush must still fall inside the record.
+    trace = keysight.capture_current(1, 10_000, 20e-6, lambda: keysight.set_output(1, True))
+    assert len(trace.current) == 10_000 and trace.interval_s == 20e-6
     assert 2.4 < trace.peak < 3.0  # V / 1.4 Ω ≈ 2.7 A, sampled every 20 µs
     assert trace.current[0] == pytest.approx(0.0, abs=0.05)  # the trigger came before the output went on
-    assert trace.current[-1] < 1.0  # settled well below the peak within 40 ms
+    assert trace.current[-1] < 1.0  # settled well below the peak by the end of the record
 
 
 def test_capabilities_a_model_lacks_are_refused_without_side_effects(psu: ScpiPowerSupply) -> None:

@@ -6,6 +6,7 @@ watch, log); the test reaches the supply with pyvisa and the rest through the en
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,6 +47,11 @@ class TwinUnderTest:
     @property
     def stdout(self) -> str:
         return self.log_path.read_text()
+
+    def published_endpoints(self) -> dict[str, dict[str, Any]]:
+        """The endpoints file as the twin has (re)written it now; ``endpoints`` is the table read at start."""
+        table: dict[str, dict[str, Any]] = json.loads(self._process.endpoints_file.read_text())["endpoints"]
+        return table
 
     def control(self, request: dict[str, Any]) -> dict[str, Any]:
         """The control endpoint's reply as is (refusals included: tests check them)."""

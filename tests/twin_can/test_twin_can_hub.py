@@ -14,7 +14,7 @@ import pytest
 from can_hub_harness import HubThread, RawClient, recv_n
 from loop_support import wait_until
 
-from twin.canbus import CanErrorClass, CanFrame, CanHub, NodePort
+from twin.canbus import CanBusStats, CanErrorClass, CanFrame, CanHub, NodePort
 
 BusFactory = Callable[..., can.BusABC]
 
@@ -442,14 +442,16 @@ def test_bus_load_statistics() -> None:
     runner = HubThread(window_s=0.3)
     try:
 
-        def load() -> None:
+        def load() -> CanBusStats:
             for i in range(100):
                 runner.hub.send_nowait(CanFrame(i, bytes(8)))
             for i in range(50):
                 runner.hub.send_nowait(CanFrame(i, b"", is_extended_id=False))
+            # Read in the same loop turn: from a later call the 0.3 s window may already have slid past, if
+            # this thread was descheduled in between.
+            return runner.hub.stats()
 
-        runner.call(load)
-        stats = runner.stats()
+        stats = runner.call(load)
         assert (stats.frames, stats.bytes, stats.frames_in_window) == (150, 800, 150)
         assert stats.bits_in_window == 100 * 131 + 50 * 47
         assert stats.bits_in_window_worst == 100 * 160 + 50 * 55

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import time
 
 import can
 import pytest
@@ -22,12 +23,16 @@ def _fault(twin: TwinUnderTest, **request: object) -> None:
 def test_obc_reboot_tc_resets_uptime_and_counts_a_boot(egse: Egse, sat_twin: TwinUnderTest) -> None:
     before = egse.hk("OBC")
     wait_for(lambda: egse.hk("OBC")["UPTIME"] >= 1, 3.0, "OBC uptime ≥ 1 s")
+    commanded = time.monotonic()  # the twin runs on this host: its uptime counts on this same clock
     request_id = egse.function("OBC", "REBOOT")
     egse.verification("OBC", request_id, 7)  # completion leaves before the reset
     boot = egse.await_tm("OBC", lambda t: t.key == (5, 1) and t.tm.source_data[:2] == BOOT_EVENT)  # type: ignore[union-attr]
     assert boot.tm is not None and struct.unpack(">HHB", boot.tm.source_data)[1:] == (before["BOOT_COUNT"] + 1, 3)
     after = egse.hk("OBC")
-    assert after["UPTIME"] < 1 and after["RESET_CAUSE"] == 3 and after["BOOT_COUNT"] == before["BOOT_COUNT"] + 1
+    # Uptime restarted: less than the time since the reboot was sent, however late this HK was asked for (not
+    # "< 1 s": a descheduled test would see the rebooted node past 1 s).
+    assert after["UPTIME"] < time.monotonic() - commanded
+    assert after["RESET_CAUSE"] == 3 and after["BOOT_COUNT"] == before["BOOT_COUNT"] + 1
 
 
 def test_csp_reboot_port_and_control_reboot(egse: Egse, sat_twin: TwinUnderTest) -> None:
@@ -74,8 +79,9 @@ def test_lost_fragment(egse: Egse, sat_twin: TwinUnderTest) -> None:
     lost_before = egse.rx.lost
     payload = bytes(range(40))
     egse.send(ICD.nodes["EPS"].address, csp.PORT_PING, payload)
-    assert egse.nothing_for(lambda p: p.header.src == ICD.nodes["EPS"].address, 0.3)
-    assert egse.rx.lost > lost_before
+    # Await the loss itself (the frame after the gap), not a fixed window the reply might not have arrived in.
+    wait_for(lambda: egse.pump(0.05) or egse.rx.lost > lost_before, 5.0, "the gap in the reply detected")
+    assert not [p for p in egse.received if p.header.src == ICD.nodes["EPS"].address]  # nothing delivered
     assert egse.request("EPS", csp.PORT_PING, payload) == payload
 
 
@@ -94,7 +100,7 @@ def test_bus_off_then_recovery(egse: Egse, sat_twin: TwinUnderTest) -> None:
     _fault(sat_twin, name="bus_off", seconds=0.5)
     wait_for(lambda: egse.pump(0.05) or any(m.is_error_frame for m in egse.frames[frames_before:]), 2.0, "error frame")
     wait_for(lambda: not sat_twin.control({"cmd": "state"})["satellite"]["can"].get("bus_off", False)
-             and egse.request("OBC", csp.PORT_PING, b"\x55", timeout=0.3) == b"\x55", 5.0, "recovery")  # fmt: skip
+             and egse.request("OBC", csp.PORT_PING, b"\x55", timeout=3.0) == b"\x55", 5.0, "recovery")  # fmt: skip
 
 
 @pytest.mark.parametrize("kind", ["bad_crc", "wrong_length"])

@@ -210,15 +210,20 @@ def test_csp_v2_cfp2(tmp_path: Path) -> None:
 
 
 def test_beacon_burst_is_a_tx_load(egse: Egse, sat_twin: TwinUnderTest) -> None:
+    # A 1 s burst (TX_BURST_MS, 250 ms by default): the state below is sampled, and the burst starts as the
+    # enabling TC completes; a busy machine may take a few hundred milliseconds to look.
+    burst_ms = struct.pack(">HH", 1, 0x0401)
+    egse.verification("COMMS", egse.tc("COMMS", 20, 3, burst_ms + struct.pack(">H", 1000)), 7)
     egse.verification("COMMS", egse.function("COMMS", "SET_BEACON_PERIOD", 5), 7)
     egse.verification("COMMS", egse.function("COMMS", "SET_BEACON", True), 7)
     try:
         wait_for(lambda: sat_twin.control({"cmd": "state"})["dut"]["loads"]["uhf_tx"], 1.0, "the TX burst")
         event = egse.await_tm("COMMS", lambda t: t.key == (5, 1))
         assert event.tm is not None and struct.unpack(">HI", event.tm.source_data) == (0x0401, 1)
-        wait_for(lambda: not sat_twin.control({"cmd": "state"})["dut"]["loads"]["uhf_tx"], 1.0, "the burst to end")
+        wait_for(lambda: not sat_twin.control({"cmd": "state"})["dut"]["loads"]["uhf_tx"], 3.0, "the burst to end")
     finally:
         egse.verification("COMMS", egse.function("COMMS", "SET_BEACON", False), 7)
+        egse.verification("COMMS", egse.tc("COMMS", 20, 3, burst_ms + struct.pack(">H", 250)), 7)
     assert egse.hk("COMMS")["BEACONS_SENT"] == 1
 
 

@@ -162,8 +162,10 @@ class KeysightE36312A:
 
     def _select(self, call: Call) -> None:
         word = call.expect(1)[0].strip().upper()
-        if word.startswith("CH") and word[2:].isdigit():
-            number = int(word[2:])
+        # ASCII digits only: int() cannot read "CH²" although "²".isdigit().
+        if word.startswith("CH") and word[2:].isascii() and word[2:].isdigit():
+            # Over four digits is out of range anyway, and int() refuses more than 4300 of them.
+            number = int(word[2:]) if len(word) <= 6 else 0
         else:
             number = parse_int(word, low=1, high=len(self.psu.channels))
         if not 1 <= number <= len(self.psu.channels):

@@ -81,9 +81,11 @@ class RigolDP832:
 
     def _channel_word(self, text: str) -> int:
         word = text.strip().upper()
-        if not (word.startswith("CH") and word[2:].isdigit()):
+        # ASCII digits only: int() cannot read "CH²" although "²".isdigit().
+        if not (word.startswith("CH") and word[2:].isascii() and word[2:].isdigit()):
             raise ScpiError(ILLEGAL_PARAMETER, text)
-        number = int(word[2:])
+        # Over four digits is out of range anyway, and int() refuses more than 4300 of them.
+        number = int(word[2:]) if len(word) <= 6 else 0
         if not 1 <= number <= len(self.psu.channels):
             raise ScpiError(DATA_OUT_OF_RANGE, text)
         return number

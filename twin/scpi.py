@@ -103,6 +103,7 @@ _ESR_EXECUTION_ERROR: Final = 1 << 4
 _ESR_COMMAND_ERROR: Final = 1 << 5
 
 MAX_LINE_BYTES: Final = 1 << 20
+MAX_CHANNEL_LIST: Final = 1024  # channels in one channel list; far more than any instrument here has
 
 
 class ScpiError(Exception):
@@ -500,7 +501,9 @@ def is_channel_list(text: str) -> bool:
 def parse_channel_list(text: str) -> list[int]:
     """``(@1)``, ``(@1,3)``, ``(@1:3)`` (and ``(@3:1)``, descending) → channel numbers in order.
 
-    A malformed list is a syntax error (-102); which numbers exist is the instrument's business.
+    A malformed list is a syntax error (-102); which numbers exist is the instrument's business, but a list of
+    more than `MAX_CHANNEL_LIST` channels is refused as too much data (-223) before it is built: ``(@1:99999999)``
+    must not cost the twin seconds and gigabytes.
     """
     m = re.fullmatch(r"\(\s*@(.*)\)", text.strip())
     if m is None:
@@ -513,6 +516,8 @@ def parse_channel_list(text: str) -> list[int]:
             b = int(last.strip()) if sep else a
         except ValueError:
             raise ScpiError(SYNTAX_ERROR, f"bad channel list {text!r}") from None
+        if len(channels) + abs(b - a) + 1 > MAX_CHANNEL_LIST:
+            raise ScpiError(TOO_MUCH_DATA, f"channel list {text[:40]!r} names over {MAX_CHANNEL_LIST} channels")
         step = 1 if b >= a else -1
         channels.extend(range(a, b + step, step))
     return channels

@@ -89,6 +89,8 @@ def _cmp_prefix(payload: bytes, code: CmpCode, size: int, expect_type: int | Non
     if expect_type is not None and payload[0] != expect_type:
         kind = "reply" if expect_type == CMP_REPLY else "request"
         raise ServiceError(f"CMP type 0x{payload[0]:02X} is not a {kind} (0x{expect_type:02X})")
+    if payload[0] not in (CMP_REQUEST, CMP_REPLY):
+        raise ServiceError(f"CMP type 0x{payload[0]:02X} is neither a request (0x00) nor a reply (0xFF)")
     if payload[1] != code:
         raise ServiceError(f"CMP code {payload[1]} is not {code.name} ({int(code)})")
     if len(payload) != size:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -24,6 +24,9 @@ from bench.cli_reservation import register as register_reservation_commands
 from bench.cli_results import register as register_results_commands
 from bench.config import ConfigError, ModelLevel, load_config
 from bench.limits import load_limits
+
+if TYPE_CHECKING:
+    from reports.run_record import RunRecord
 
 app = typer.Typer(
     help="OTS-SAT hardware-in-the-loop bench: run test plans, serve the twin, keep the DUT safe.",
@@ -103,26 +106,38 @@ def run(
     if strict is not None:
         args.append("--strict-db" if strict else "--no-strict-db")
     args += list(ctx.meta.get("pytest_args", ())) + list(ctx.args)
-    code = int(pytest.main(args))
+    finished = _RunFinished()
+    code = int(pytest.main(args, plugins=[finished]))
     run_dir = out / run_id  # this run's own directory: never `latest`, which another run may have moved
-    if (run_dir / "journal.jsonl").exists():
-        _print_run_summary(run_dir)
+    if finished.record is not None or (run_dir / "journal.jsonl").exists():
+        _print_run_summary(run_dir, finished.record)
     raise typer.Exit(code)
 
 
-def _print_run_summary(run_dir: Path) -> None:
-    """The operator's view at the end of a run: one line per test, the verdict, where the evidence is."""
-    import json
+class _RunFinished:
+    """Catches the run record the bench plugin made the run's report and DB import from (fixtures/hooks.py),
+    so the summary below is made from the same record rather than from another reading of the journal."""
 
+    def __init__(self) -> None:
+        self.record: RunRecord | None = None
+
+    def pytest_bench_run_finished(self, run_dir: Path, record: RunRecord | None) -> None:
+        self.record = record
+
+
+def _print_run_summary(run_dir: Path, record: RunRecord | None = None) -> None:
+    """The operator's view at the end of a run: one line per test, the verdict, where the evidence is.
+    ``record``: the run's record (default: read from its journal, e.g. when the run ended before its report)."""
     from rich.table import Table
 
-    from reports.journal import JournalError, read_journal
+    from reports.run_record import JournalError, read_journal
 
-    try:
-        record = read_journal(run_dir / "journal.jsonl")
-    except JournalError as exc:
-        console.print(f"[red]journal unreadable:[/] {exc}")
-        return
+    if record is None:
+        try:
+            record = read_journal(run_dir / "journal.jsonl")
+        except JournalError as exc:
+            console.print(f"[red]journal unreadable:[/] {exc}")
+            return
     table = Table(title=f"run {record.run.run_id if record.run else run_dir.name}", title_justify="left")
     for column in ("test", "outcome", "pass", "marginal", "fail"):
         table.add_column(column, justify="left" if column in ("test", "outcome") else "right")
@@ -141,17 +156,12 @@ def _print_run_summary(run_dir: Path) -> None:
     colour = {"PASS": "green", "FAIL": "red", "ABORTED": "bold red"}.get(verdict, "yellow")
     console.print(f"verdict: [bold {colour}]{verdict}[/] ({record.verdict_reason})", highlight=False)
     console.print(f"report:  {run_dir.resolve() / 'report.html'}", highlight=False)
-    for line in (run_dir / "journal.jsonl").read_text(errors="replace").splitlines()[-3:]:
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(entry, dict) and entry.get("kind") == "db_import" and not entry.get("ok"):
-            console.print(
-                f"[bold yellow]WARNING:[/] the run is not in the results DB ({entry.get('error')}); "
-                f"retry: {entry.get('retry')}",
-                highlight=False,
-            )
+    if record.db_import is not None and not record.db_import.ok:
+        console.print(
+            f"[bold yellow]WARNING:[/] the run is not in the results DB ({record.db_import.error}); "
+            f"retry: {record.db_import.retry}",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -170,15 +180,15 @@ def twin(
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="a run directory (holds journal.jsonl)")]) -> None:
     """Rebuild report.html and report.pdf of a run from its journal, also for a run that was killed."""
-    from reports.journal import JournalError
-    from reports.pdf import write_reports
+    from reports.report_files import write_html_and_pdf
+    from reports.run_record import JournalError
 
     if not (run_dir / "journal.jsonl").exists():
         raise _fail(f"{run_dir}: no journal.jsonl here; give a run directory such as runs/latest")
     from reports.db import run_db_url
 
     try:
-        files = write_reports(run_dir, db_url=run_db_url(run_dir))  # trends against the run's results DB
+        files = write_html_and_pdf(run_dir, db_url=run_db_url(run_dir))  # trends against the run's results DB
     except JournalError as exc:
         raise _fail(str(exc)) from None
     console.print(f"report: {files.html}", highlight=False)

@@ -55,7 +55,7 @@ def import_cmd(
 ) -> None:
     """Import run journals into the results database; a run already there is replaced (killed runs too)."""
     from reports.db import DatabaseError, default_url, find_run_dirs, import_run, open_db
-    from reports.journal import JournalError
+    from reports.run_record import JournalError
 
     if not path.exists():
         raise _fail(f"{path} does not exist")
@@ -110,8 +110,9 @@ def trend_cmd(
     """One measurement across runs with its limits, drift, and regressions against a baseline (exit 1 if any)."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from bench.cli_tables import drift_lines, trend_table
     from reports.db import DatabaseError, open_db
-    from reports.trends import ResultsError, drift_lines, trend, trend_table
+    from reports.trends import ResultsError, trend
 
     try:
         engine = open_db(db, create=False)
@@ -156,8 +157,9 @@ def compare_cmd(
     """Differences between two runs: measurement deltas, verdict changes, tests in one run only."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from bench.cli_tables import comparison_table
     from reports.db import DatabaseError, open_db
-    from reports.trends import ResultsError, compare, comparison_table
+    from reports.trends import ResultsError, compare
 
     try:
         engine = open_db(db, create=False)

@@ -7,19 +7,28 @@ moment it is taken, so a bench process that dies keeps everything up to its last
 disk (fsync); the bench calls it at every test end and on safe state rather than per record, because an
 fsync costs more than the whole per-measurement budget. Reports are built from the journal alone, so a
 killed run can still be reported.
+
+Every line is encoded by one encoder, :data:`ENCODER` (msgspec's JSON encoder; benchmarks/bench_codec.py
+compares it with orjson and the standard library): an ordinary record from its fields, a measurement record
+from :class:`MeasurementLine`, whose fields are the contract's, in its order. msgspec writes a non-finite
+float as null; the measured value, which must keep its text, is turned into "nan"/"inf"/"-inf" before.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
+
+import msgspec
 
 from bench.measurement import Measurement
+
+__all__ = ["ENCODER", "Journal", "MeasurementLine", "encode_measurement", "encode_record", "utc_now"]
 
 _second_cache: tuple[int, str] = (-1, "")
 
@@ -34,91 +43,72 @@ def utc_now() -> str:
     return f"{_second_cache[1]}.{int((now - sec) * 1e6):06d}+00:00"
 
 
-def _num(value: float | None) -> str:
-    """JSON number (repr of a finite float is valid JSON); null for None, NaN and ±inf, which JSON has not."""
-    if value is None:
-        return "null"
-    if value - value == 0:  # finite (inf - inf and nan - nan are nan); cheaper than math.isfinite + float()
-        return repr(value)
-    return "null"
-
-
-def _measured(value: float) -> str:
-    """A measured value: a JSON number when finite, else its text ("nan", "inf", "-inf"); the readers take
-    a string value as it is (reports.journal.MeasuredValue), and the results DB keeps it as the value's text."""
-    if value - value == 0:
-        return repr(value)
-    return '"' + repr(float(value)) + '"'
-
-
-def _default(obj: object) -> object:
+def _text_of(obj: Any) -> Any:
+    """What the encoder writes for a value (or a mapping key) JSON has no type for: its text."""
+    if obj is None:
+        return "null"  # a None mapping key, as json.dumps writes it
     if isinstance(obj, dt.date | dt.datetime | Path):
         return str(obj)
-    if isinstance(obj, set | frozenset | tuple):
-        return list(obj)
-    return repr(obj)
+    if isinstance(obj, bool):
+        return "true" if obj else "false"
+    return repr(obj)  # a NaN/inf mapping key → "nan"/"inf"; any other object → its repr
 
 
-def _finite(obj: object, depth: int = 0) -> object:
-    """``obj`` with every non-finite float replaced by None (JSON null), for strict JSON."""
-    if isinstance(obj, float):
-        return obj if obj - obj == 0 else None
-    if depth > 32:  # deeper (or circular): no record needs it
+ENCODER: Final = msgspec.json.Encoder(enc_hook=_text_of)
+"""The journal's one encoder: strict JSON (non-finite floats → null), compact, UTF-8."""
+
+
+class MeasurementLine(msgspec.Struct, tag_field="kind", tag="measurement", omit_defaults=True, gc=False):
+    """A ``measurement`` record as written: the contract's fields in its order; ``description``,
+    ``uncertainty`` and ``extra`` only when they hold something."""
+
+    test_id: str
+    name: str
+    value: float | str
+    """The measured value; its text ("nan", "inf", "-inf") when it is not a finite number."""
+    units: str
+    low: float | None
+    high: float | None
+    verdict: str
+    margin: float | None
+    margin_pct: float | None
+    requirements: tuple[str, ...]
+    time: str
+    description: str = ""
+    uncertainty: float | None = None
+    extra: Mapping[str, object] | None = None
+
+
+def _cut(obj: object, depth: int = 0) -> object:
+    """``obj`` with its nesting cut at 32 levels (deeper, or circular: its text), for the encoder to retry."""
+    if depth > 32:
         return repr(obj)
-    if isinstance(obj, dict):
-        return {_key(k): _finite(v, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, Mapping):
+        return {k: _cut(v, depth + 1) for k, v in obj.items()}
     if isinstance(obj, list | tuple | set | frozenset):
-        return [_finite(v, depth + 1) for v in obj]
-    if isinstance(obj, str | int | bool) or obj is None:
-        return obj
-    return _finite(_default(obj), depth + 1)
+        return [_cut(v, depth + 1) for v in obj]
+    return obj
 
 
-def _key(key: object) -> object:
-    """A mapping key JSON can hold: str, int, bool, None or a finite float as they are, anything else as text."""
-    if isinstance(key, str | int) or key is None or (isinstance(key, float) and key - key == 0):
-        return key
-    return repr(key)
-
-
-def strict_json(obj: object, separators: tuple[str, str] = (",", ":")) -> str:
-    """Strict JSON (no NaN/Infinity): a non-finite number becomes null."""
+def encode_record(obj: Mapping[str, object]) -> bytes:
+    """One journal line (no newline) of any record."""
     try:
-        return json.dumps(obj, default=_default, separators=separators, allow_nan=False)
-    except (ValueError, TypeError):  # a NaN/inf (or a key JSON cannot hold) somewhere: rare; keep the record
-        return json.dumps(_finite(obj), default=_default, separators=separators, allow_nan=False)
+        return ENCODER.encode(obj)
+    except (RecursionError, ValueError, TypeError, msgspec.EncodeError):  # circular or absurdly deep: keep the rest
+        return ENCODER.encode(_cut(obj))
 
 
-MeasurementParts = tuple[str, str, str]
-
-
-def measurement_parts(
-    test_id: str, name: str, units: str, low: float | None, high: float | None, requirements: tuple[str, ...]
-) -> MeasurementParts:
-    """The parts of a measurement line that repeat for a test and a limit, encoded once."""
-    return (
-        '{"kind":"measurement","test_id":' + json.dumps(test_id) + ',"name":' + json.dumps(name) + ',"value":',
-        ',"units":' + json.dumps(units) + ',"low":' + _num(low) + ',"high":' + _num(high) + ',"verdict":"',
-        ',"requirements":' + json.dumps(list(requirements)) + ',"time":"',
-    )
-
-
-def measurement_line(parts: MeasurementParts, m: Measurement) -> str:
-    """One measurement record (docs/contracts.md §4): only the numbers and the time are formatted anew."""
-    tail = '"'
-    if m.description:
-        tail += ',"description":' + json.dumps(m.description)
-    if m.uncertainty is not None:
-        tail += ',"uncertainty":' + _num(m.uncertainty)
-    if m.extra:
-        tail += ',"extra":' + strict_json(m.extra, (", ", ": "))
-    value, margin, pct = m.value, m.margin, m.margin_pct
-    # One f-string, numbers inlined when finite (the common case): this runs once per measurement.
-    return (
-        f'{parts[0]}{repr(value) if value - value == 0 else _measured(value)}{parts[1]}{m.verdict.value}","margin":'
-        f'{repr(margin) if margin - margin == 0 else _num(margin)},"margin_pct":'
-        f"{_num(pct) if pct is None or pct - pct != 0 else repr(pct)}{parts[2]}{m.time}{tail}}}"
-    )
+def encode_measurement(m: Measurement) -> bytes:
+    """One ``measurement`` line (no newline), docs/contracts.md §4."""
+    value = m.value
+    line = MeasurementLine(
+        m.test_id, m.name, value if value - value == 0 else repr(float(value)), m.units, m.low, m.high,
+        m.verdict, m.margin, m.margin_pct, m.requirements, m.time, m.description, m.uncertainty, m.extra or None,
+    )  # fmt: skip
+    try:
+        return ENCODER.encode(line)
+    except (RecursionError, ValueError, TypeError, msgspec.EncodeError):
+        return ENCODER.encode(msgspec.structs.replace(line, extra=_cut(m.extra)))
 
 
 class Journal:
@@ -130,32 +120,20 @@ class Journal:
         # Unbuffered binary: one os-level write per record, nothing held back in a Python buffer.
         self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - closed by close()
         self._lock = threading.RLock()
-        self._parts: dict[tuple[object, ...], tuple[str, str, str]] = {}
         self.closed = False
 
     def record(self, kind: str, **fields: Any) -> None:
         fields.setdefault("time", utc_now())
-        line = strict_json({"kind": kind, **fields})
-        self._write(line)
+        self._write(encode_record({"kind": kind, **fields}))
 
-    def measurement(self, m: Measurement) -> str:
+    def measurement(self, m: Measurement) -> bytes:
         """Journal one measurement; returns the line written (to mirror it elsewhere without re-encoding)."""
-        key = (m.test_id, m.name, m.units, m.low, m.high, m.requirements)
-        parts = self._parts.get(key)
-        if parts is None:
-            parts = measurement_parts(m.test_id, m.name, m.units, m.low, m.high, m.requirements)
-            if len(self._parts) < 4096:
-                self._parts[key] = parts
-        line = measurement_line(parts, m)
+        line = encode_measurement(m)
         self._write(line)
         return line
 
-    def write_line(self, line: str) -> None:
-        """Append one already-encoded record (the measurement hot path encodes its own lines)."""
-        self._write(line)
-
-    def _write(self, line: str) -> None:
-        data = (line + "\n").encode()
+    def _write(self, line: bytes) -> None:
+        data = line + b"\n"
         with self._lock:
             if self.closed:
                 return

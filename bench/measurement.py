@@ -104,7 +104,12 @@ class Measurement(NamedTuple):
     def passed(self) -> bool:
         return self.verdict is not Verdict.FAIL
 
-    def summary(self) -> str:
+    def result_text(self) -> str:
+        """The value against its limits and the verdict: ``2.67 A [-inf, 3.3] -> PASS``."""
         lo = "-inf" if self.low is None else f"{self.low:g}"
         hi = "+inf" if self.high is None else f"{self.high:g}"
-        return f"{self.name} = {self.value:.6g} {self.units} [{lo}, {hi}] -> {self.verdict.value.upper()}"
+        return f"{self.value:.6g} {self.units} [{lo}, {hi}] -> {self.verdict.value.upper()}"
+
+    def summary(self) -> str:
+        """``EPS.IDLE_CURRENT = 2.67 A [-inf, 3.3] -> PASS``."""
+        return f"{self.name} = {self.result_text()}"

@@ -6,7 +6,7 @@
     python benchmarks/bench_report.py --chromium    # also print the full HTML with headless Chromium, for comparison
 
 Targets (issue "Qualification evidence"): 10,000 measurements → HTML ≤ 2 s, PDF ≤ 20 s.
-Baselines, same machine, same moment: reading the journal alone (reports.journal.read_journal), and a bare
+Baselines, same machine, same moment: reading the journal alone (reports.run_record.read_journal), and a bare
 Jinja2 render of the same rows (one <tr> per measurement, no view building, no formatting).
 
 The synthetic run follows docs/contracts.md §4: run_start, instrument, limits (pointing at this project's
@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT))
 import jinja2  # noqa: E402
 
 from reports.html import TRACE_MIME, write_html_report  # noqa: E402
-from reports.journal import read_journal  # noqa: E402
 from reports.pdf import PdfEngineMissing, available_engine, write_pdf_report  # noqa: E402
+from reports.run_record import read_journal  # noqa: E402
 
 HTML_TARGET_S = 2.0
 PDF_TARGET_S = 20.0

@@ -35,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reports.db import import_run, open_db
-from reports.journal import RunRecord, read_journal
+from reports.run_record import RunRecord, read_journal
 
 TARGET = 50_000.0
 

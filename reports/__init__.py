@@ -7,7 +7,7 @@ at any time after the run, including from the journal of a run that was killed.
 
 Modules:
 
-* :mod:`reports.journal` — ``read_journal(path) -> RunRecord``: the journal as immutable records, tolerant
+* :mod:`reports.run_record` — ``read_journal(path) -> RunRecord``: the journal as immutable records, tolerant
   of a killed run (truncated last line, open test, no ``run_end``) and strict about anything else
   (``JournalError`` names file and line). Also decides the run's overall verdict: PASS / FAIL / INCOMPLETE.
 * :mod:`reports.html` — ``write_html_report(run_dir) -> Path``: the qualification test report as one

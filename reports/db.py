@@ -7,9 +7,11 @@ the bench directly, so the journal stays the single source of truth and a killed
 * :func:`open_db` opens (and creates the schema of) a database given a SQLAlchemy URL. The default is a
   SQLite file next to the runs (``sqlite:///runs/results.sqlite``); a lab where several benches share one
   store gives a PostgreSQL URL (``postgresql+psycopg://user:pw@host/bench``; ``pip install .[postgres]``).
-* :func:`import_run` reads ``<run-dir>/journal.jsonl`` with :func:`reports.journal.read_journal` and writes
-  the run in one transaction. It is idempotent: importing a run again replaces it, so a killed run that
-  was first imported as ``incomplete`` becomes complete once its journal has been closed and re-imported.
+* :func:`import_run` writes a run in one transaction: from its run record (:class:`reports.run_record.RunRecord`,
+  when the caller has read the journal already, as the bench has at the end of a run) or from
+  ``<run-dir>/journal.jsonl``, read with :func:`reports.run_record.read_journal`. It is idempotent: importing
+  a run again replaces it, so a killed run that was first imported as ``incomplete`` becomes complete once its
+  journal has been closed and re-imported.
 * :func:`import_all` imports every run found below a folder.
 
 Tables (SQLAlchemy Core, portable SQL only, so the same code runs on SQLite and PostgreSQL):
@@ -61,7 +63,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from reports.journal import (
+from reports.run_record import (
     JournalError,
     MeasuredValue,
     RunRecord,
@@ -116,7 +118,7 @@ runs = Table(
     Column("dut_serial", String(200), nullable=False, default=""),
     Column("dut_envelope", Text, nullable=False, default="{}"),  # JSON, as in the journal
     Column("argv", Text, nullable=False, default="[]"),  # JSON list
-    Column("verdict", String(20), nullable=False),  # PASS / FAIL / INCOMPLETE / ABORTED (reports.journal decides)
+    Column("verdict", String(20), nullable=False),  # PASS / FAIL / INCOMPLETE / ABORTED (reports.run_record decides)
     Column("verdict_reason", Text, nullable=False, default=""),
     Column("status", String(20), nullable=False),  # complete / incomplete
     Column("exit_status", String(50)),
@@ -281,25 +283,28 @@ def _one_line(exc: BaseException) -> str:
 # Importing
 
 
-def import_run(target: Engine | Connection | Session, run_dir: Path | str) -> str:
-    """Import ``<run_dir>/journal.jsonl`` (or a journal file given directly); return the run id.
+def import_run(target: Engine | Connection | Session, run: RunRecord | Path | str) -> str:
+    """Import a run; return its run id. ``run``: its run record, or a run directory (its ``journal.jsonl`` is
+    read), or a journal file.
 
     A run already in the database with the same run id is replaced, in the same transaction, so readers
     never see it half-imported. A journal without ``run_start`` is stored under the run directory's name.
-    Raises :class:`reports.journal.JournalError` for an unreadable journal and :class:`DatabaseError`
+    Raises :class:`reports.run_record.JournalError` for an unreadable journal and :class:`DatabaseError`
     when the database refuses the rows.
     """
-    path = Path(run_dir)
-    journal = path if path.is_file() else path / JOURNAL_NAME
     with gc_paused():  # ~10 % of a 100 000-measurement import went to collections that freed nothing
-        record = read_journal(journal)
-        run_id = record.run.run_id if record.run is not None and record.run.run_id else journal.parent.name
+        if isinstance(run, RunRecord):
+            record = run
+        else:
+            path = Path(run)
+            record = read_journal(path if path.is_file() else path / JOURNAL_NAME)
+        run_id = record.run_id
         try:
             with _connection(target) as conn:
                 _write_run(conn, record, run_id)
         except SQLAlchemyError as exc:
             raise DatabaseError(f"cannot import run {run_id}: {_one_line(exc)}") from exc
-        del record  # freed before the collector is back, so it never has to walk the run's records
+        del record  # the caller's copy, if any, stays; ours is freed before the collector is back
     return run_id
 
 
@@ -465,7 +470,7 @@ def _run_row(record: RunRecord, run_id: str) -> dict[str, object]:
         "tests_failed": counts["failed"],
         "tests_error": counts["error"],
         "tests_skipped": counts["skipped"],
-        "measurement_count": sum(len(t.measurements) for t in record.tests),
+        "measurement_count": record.measurement_total(),
         "warnings": json.dumps(list(record.warnings)),
         "journal_path": str(record.path),
         "imported_at": datetime.now(UTC).replace(tzinfo=None),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from reports.journal import MeasuredValue, parse_time
+from reports.run_record import MeasuredValue, parse_time
 
 __all__ = ["fmt_duration", "fmt_margin", "fmt_number", "fmt_pct", "fmt_time", "fmt_value"]
 

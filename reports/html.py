@@ -1,11 +1,16 @@
-"""The HTML test report of one run: a single self-contained file, readable on screen and printable to A4.
+"""The test report of one run: one view, rendered for the screen (``report.html``) and for print (the PDF).
 
 ``write_html_report(run_dir)`` reads ``<run_dir>/journal.jsonl`` and writes ``<run_dir>/report.html``.
 The document is built in two steps so the template stays free of logic:
 
-1. :func:`build_view` turns the :class:`~reports.journal.RunRecord` into plain, already formatted view
-   objects (numbers to 4 significant digits, margins signed, times in UTC, traces drawn as SVG);
-2. the Jinja2 template ``templates/report.html.j2`` (autoescaping on) lays them out.
+1. :func:`build_view` turns the :class:`~reports.run_record.RunRecord` into plain, already formatted view
+   objects (numbers to 4 significant digits, margins signed, times in UTC, traces drawn as SVG, the trends
+   of the run against earlier ones), once;
+2. :func:`render_html` lays that view out with the Jinja2 template ``templates/report.html.j2``
+   (autoescaping on; the trends section is its partial ``_trends.html.j2``): for the screen, or with
+   ``for_print=True`` for the PDF (:mod:`reports.pdf`), where each test's header is a paragraph and a test
+   with more than :data:`PDF_TABLE_ROWS` measurements lists only those not passing, its full table going to
+   Appendix A. :func:`reports.report_files.write_html_and_pdf` writes both from one view.
 
 Everything the journal says is untrusted text and is escaped by the template. Attachments are linked by
 their path relative to the run directory; a path that is absolute, climbs out with ``..`` or carries a URL
@@ -20,11 +25,10 @@ import inspect
 import json
 import math
 import os
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Final
 from urllib.parse import quote
@@ -40,7 +44,7 @@ from reports.formatting import (
     fmt_time,
     fmt_value,
 )
-from reports.journal import (
+from reports.run_record import (
     OUTCOMES,
     VERDICTS,
     Attachment,
@@ -52,6 +56,7 @@ from reports.journal import (
     read_journal,
 )
 from reports.svgplot import PLOT_MIME, PlotSpec, line_plot
+from reports.trend_view import TrendsView, trends_view, unavailable
 from reports.vcrm import (
     LEVELS,
     METHODS,
@@ -70,11 +75,12 @@ __all__ = [
     "REPORT_NAME",
     "REQUIREMENTS_NAME",
     "TRACE_MIME",
-    "JournalExtras",
+    "ReportView",
     "build_view",
     "default_requirements_path",
-    "read_extras",
     "render_html",
+    "render_trends",
+    "write_html",
     "write_html_report",
 ]
 
@@ -143,8 +149,11 @@ class TestView:
     counts: str
     attachments: tuple[AttachmentView, ...]
     condensed: bool = False
-    """PDF layout: ``rows`` holds only the measurements not passing; all of them are in Appendix A."""
+    """More than :data:`PDF_TABLE_ROWS` measurements: printed, the section lists only ``print_rows`` (those
+    not passing), and all of them are in Appendix A."""
     total_rows: int = 0
+    print_rows: tuple[MeasurementRow, ...] = ()
+    """The rows the printed section lists (all of ``rows`` unless ``condensed``)."""
 
 
 @dataclass(frozen=True)
@@ -287,12 +296,15 @@ class ReportView:
     """What the satellite said about itself (``dut_identity`` records); empty: "not read"."""
     deviations: tuple[DeviationView, ...] = ()
     vcrm: VcrmView | None = None
-    pdf: bool = False
-    """The PDF layout: long measurement tables condensed, full tables in Appendix A."""
-    appendix: tuple[AppendixTable, ...] = ()
     appendix_threshold: int = PDF_TABLE_ROWS
-    trends: Markup | None = None
-    """The body of the "Trends" section (reports.trends.report_trend_section, already escaped)."""
+    trends: TrendsView | None = None
+    """The "Trends" section (reports.trends.view), laid out by the partial ``_trends.html.j2``."""
+
+    @cached_property
+    def appendix(self) -> tuple[AppendixTable, ...]:
+        """Appendix A of the printed report: the full tables of the condensed tests (made on first use: only
+        the print layout shows it)."""
+        return tuple(_appendix(t) for t in self.tests if t.condensed)
 
 
 SIGN_OFF_ROLES: Final = ("Test conductor", "Quality assurance", "Customer representative")
@@ -308,10 +320,12 @@ def write_html_report(
     *,
     db_url: str | None = None,
     trend_baseline: str | None = None,
+    record: RunRecord | None = None,
 ) -> Path:
-    """Write ``<run_dir>/report.html`` from ``<run_dir>/journal.jsonl``; return the report's path.
+    """Write ``<run_dir>/report.html`` from the run's record; return the report's path.
 
-    ``requirements`` is the requirements file the VCRM section is built from; by default the
+    ``record``: the run record when the caller has read it already; by default ``<run_dir>/journal.jsonl``
+    is read. ``requirements`` is the requirements file the VCRM section is built from; by default the
     ``requirements.yaml`` next to the limits file the run used (the ``limits`` record's ``path``, else
     ``run_start.limits_file``). A missing or invalid requirements file is reported in the VCRM section and
     in the notes; it does not stop the report.
@@ -320,13 +334,19 @@ def write_html_report(
     run with; without it the section says that no database was given. ``trend_baseline``: the run id the
     regressions are flagged against (default: the previous run in the database).
 
-    Raises :class:`reports.journal.JournalError` if the journal is missing or unreadable.
+    Raises :class:`reports.run_record.JournalError` if the journal is missing or unreadable.
     The file is written to a temporary name and renamed, so a reader never sees half a report.
     """
     run_dir = Path(run_dir)
-    record = read_journal(run_dir / JOURNAL_NAME)
-    html = render_html(record, run_dir, requirements=requirements, db_url=db_url, trend_baseline=trend_baseline)
-    return _write_atomic(run_dir / REPORT_NAME, html)
+    if record is None:
+        record = read_journal(run_dir / JOURNAL_NAME)
+    view = build_view(record, run_dir, requirements=requirements, db_url=db_url, trend_baseline=trend_baseline)
+    return write_html(view, run_dir)
+
+
+def write_html(view: ReportView, run_dir: Path) -> Path:
+    """``view`` rendered for the screen into ``<run_dir>/report.html`` (atomically); returns its path."""
+    return _write_atomic(Path(run_dir) / REPORT_NAME, render_html(view))
 
 
 def _write_atomic(target: Path, text: str) -> Path:
@@ -339,30 +359,9 @@ def _write_atomic(target: Path, text: str) -> Path:
     return target
 
 
-def render_html(
-    record: RunRecord,
-    run_dir: Path | None = None,
-    *,
-    now: datetime | None = None,
-    requirements: Path | str | None = None,
-    pdf: bool = False,
-    db_url: str | None = None,
-    trend_baseline: str | None = None,
-) -> str:
-    """The report as an HTML string. ``run_dir`` is where attachments are read from (default: the
-    journal's directory); ``now`` is the generation time printed on the cover (default: the clock);
-    ``requirements``, ``db_url``, ``trend_baseline``: see :func:`write_html_report`; ``pdf``: the PDF layout
-    (see :data:`PDF_TABLE_ROWS`)."""
-    view = build_view(
-        record,
-        run_dir if run_dir is not None else record.path.parent,
-        now=now,
-        requirements=requirements,
-        pdf=pdf,
-        db_url=db_url,
-        trend_baseline=trend_baseline,
-    )
-    return _template().render(r=view)
+def render_html(view: ReportView, *, for_print: bool = False) -> str:
+    """The report as an HTML string: for the screen, or laid out for print (``for_print``: the PDF)."""
+    return _template().render(r=view, for_print=for_print)
 
 
 @lru_cache(maxsize=1)
@@ -396,22 +395,30 @@ def css_string(text: object) -> Markup:
 
 def build_view(
     record: RunRecord,
-    run_dir: Path,
+    run_dir: Path | None = None,
     *,
     now: datetime | None = None,
     requirements: Path | str | None = None,
-    pdf: bool = False,
     db_url: str | None = None,
     trend_baseline: str | None = None,
 ) -> ReportView:
+    """The report of ``record`` as view objects, for :func:`render_html` (screen and print).
+
+    ``run_dir`` is where attachments are read from (default: the journal's directory); ``now`` is the
+    generation time printed on the cover (default: the clock); ``requirements``, ``db_url``,
+    ``trend_baseline``: see :func:`write_html_report`."""
+    run_dir = Path(run_dir) if run_dir is not None else record.path.parent
     notes: list[str] = list(record.warnings)
     run = record.run
-    extras = read_extras(record.path)
-    req_path = Path(requirements) if requirements is not None else default_requirements_path(extras)
+    req_path = Path(requirements) if requirements is not None else default_requirements_path(record)
     req_set, req_problem = _load_requirements(req_path)
     if req_problem:
         notes.append(req_problem)
-    procedure = extras.procedure or (str(req_set.procedure) if req_set is not None else "")
+    procedure = (run.procedure if run else "") or (str(req_set.procedure) if req_set is not None else "")
+    part_number = run.dut.part_number if run else ""
+    identity = tuple(
+        IdentityView(i.node, i.firmware, i.hardware, i.serial, fmt_time(i.time)) for i in record.dut_identity
+    )
     dut = run.dut if run is not None else None
     model_level = (run.model_level if run else "") or (dut.model_level if dut else "")
     dut_text = " ".join(x for x in ((dut.name if dut else ""), f"s/n {dut.serial}" if dut and dut.serial else "") if x)
@@ -423,9 +430,9 @@ def build_view(
         Field("Campaign", campaign),
         Field("Model level", model_level),
         Field("DUT", dut.name if dut else ""),
-        Field("DUT part number", extras.part_number),
+        Field("DUT part number", part_number),
         Field("DUT serial", dut.serial if dut else ""),
-        Field("DUT firmware (read from the satellite)", _firmware_summary(extras.identity)),
+        Field("DUT firmware (read from the satellite)", _firmware_summary(identity)),
         Field("Run ID", run.run_id if run else ""),
         Field("Start", fmt_time(run.time) if run else ""),
         Field("End", fmt_time(record.end.time) if record.end else ""),  # "Run status" says why it is blank
@@ -442,15 +449,15 @@ def build_view(
     )
     configuration = (
         Field("DUT", dut_text),
-        Field("DUT part number", extras.part_number),
+        Field("DUT part number", part_number),
         Field("Model level", model_level),
-        Field("Bench", extras.bench),
+        Field("Bench", run.bench if run else ""),
         Field("Operator", run.operator if run else ""),
         Field("Start", fmt_time(run.time) if run else ""),
         Field("End", fmt_time(record.end.time) if record.end else ""),
         Field("Software version", run.software_version if run else ""),
         Field("Git revision", run.git_revision if run else ""),
-        Field("Limits file", extras.limits_path),
+        Field("Limits file", record.limits_path),
         Field("Requirements file", str(req_path) if req_path is not None else ""),
         Field("Bench configuration", run.bench_config if run else ""),
         Field("Configuration hash", run.config_hash if run else ""),
@@ -460,8 +467,7 @@ def build_view(
 
     run_start = parse_time(run.time) if run else None
     instruments = tuple(_instrument_view(i, run_start) for i in record.instruments)
-    tests = tuple(_test_view(n, t, run_dir, notes, pdf) for n, t in enumerate(record.tests, start=1))
-    appendix = tuple(_appendix(t, v) for t, v in zip(record.tests, tests, strict=True) if v.condensed) if pdf else ()
+    tests = tuple(_test_view(n, t, run_dir, notes) for n, t in enumerate(record.tests, start=1))
     vcrm = _vcrm_view(record, req_set, req_path, req_problem, tests)
     run_attachments = tuple(_attachment_view(a, run_dir, notes) for a in record.attachments)
 
@@ -502,30 +508,27 @@ def build_view(
         emergency_stops=tuple(stop.describe() for stop in record.emergency_stops),
         sign_off=SIGN_OFF_ROLES,
         generated=(now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        identity=extras.identity,
-        deviations=extras.deviations,
+        identity=identity,
+        deviations=tuple(
+            DeviationView(d.ref, d.text, d.approved_by, d.test_id, fmt_time(d.time)) for d in record.deviations
+        ),
         vcrm=vcrm,
-        pdf=pdf,
-        appendix=appendix,
         trends=_trends(record, db_url, trend_baseline, notes),
     )
 
 
-def _trends(record: RunRecord, db_url: str | None, baseline: str | None, notes: list[str]) -> Markup:
+def _trends(record: RunRecord, db_url: str | None, baseline: str | None, notes: list[str]) -> TrendsView:
     """This run against earlier runs in the results database; a plain statement when that cannot be done."""
     if db_url is None:
-        return Markup(
-            "<p>Trends not computed: this report was built without a results database "
-            "(no <code>db_url</code> given to the report builder).</p>"
-        )
+        return unavailable("Trends not computed: this report was built without a results database", code=True)
     run = record.run
     if run is None or not run.run_id:
-        return Markup("<p>Trends not computed: the journal has no run start, so the run has no ID.</p>")
+        return unavailable("Trends not computed: the journal has no run start, so the run has no ID.")
     # imported here: SQLAlchemy is only loaded when a report compares runs
     from sqlalchemy.exc import SQLAlchemyError
 
     from reports.db import DatabaseError, open_db
-    from reports.trends import CurrentValue, ResultsError, report_trend_section, report_trends
+    from reports.trends import REPORT_MAX_ROWS, CurrentValue, ResultsError, report_trends
 
     current = [
         CurrentValue(m.test_id, m.name, float(m.value), m.units, m.low, m.high, m.verdict, m.uncertainty)
@@ -535,7 +538,7 @@ def _trends(record: RunRecord, db_url: str | None, baseline: str | None, notes: 
     try:
         engine = open_db(db_url, create=False)
     except DatabaseError as exc:
-        return Markup("<p>Trends not available: {}.</p>").format(exc)
+        return unavailable(f"Trends not available: {exc}.")
     try:
         report = report_trends(
             engine,
@@ -545,12 +548,17 @@ def _trends(record: RunRecord, db_url: str | None, baseline: str | None, notes: 
             model_level=run.model_level or (run.dut.model_level if run.dut else ""),
             baseline=baseline,
         )
-        return report_trend_section(report)
+        return trends_view(report, max_rows=REPORT_MAX_ROWS)
     except (ResultsError, SQLAlchemyError) as exc:
         notes.append(f"trends not computed: {exc}")
-        return Markup("<p>Trends not available: {}.</p>").format(exc)
+        return unavailable(f"Trends not available: {exc}.")
     finally:
         engine.dispose()
+
+
+def render_trends(view: TrendsView) -> Markup:
+    """The body of the "Trends" section alone (the partial report.html includes), e.g. to mail it."""
+    return Markup(_template().environment.get_template("_trends.html.j2").render(trends=view))
 
 
 def _run_duration(record: RunRecord) -> str:
@@ -585,9 +593,9 @@ def _plain(value: object) -> str:
     return str(value)
 
 
-def _test_view(number: int, t: TestRecord, run_dir: Path, notes: list[str], pdf: bool = False) -> TestView:
-    condensed = pdf and len(t.measurements) > PDF_TABLE_ROWS
-    rows = tuple(_row(m) for m in t.measurements if not condensed or m.verdict != "pass")
+def _test_view(number: int, t: TestRecord, run_dir: Path, notes: list[str]) -> TestView:
+    condensed = len(t.measurements) > PDF_TABLE_ROWS
+    rows = tuple(_row(m) for m in t.measurements)
     counts = t.measurement_counts()
     return TestView(
         anchor=f"test-{number}",
@@ -606,6 +614,7 @@ def _test_view(number: int, t: TestRecord, run_dir: Path, notes: list[str], pdf:
         attachments=tuple(_attachment_view(a, run_dir, notes) for a in t.attachments),
         condensed=condensed,
         total_rows=len(t.measurements),
+        print_rows=tuple(r for r in rows if r.verdict != "pass") if condensed else rows,
     )
 
 
@@ -816,13 +825,13 @@ _APPENDIX_CHARS: Final = 208
 """Characters per appendix line (landscape A4 at 6 pt monospace): up to three measurements share a line."""
 
 
-def _appendix(t: TestRecord, view: TestView) -> AppendixTable:
+def _appendix(view: TestView) -> AppendixTable:
     """Fixed-width entries (name, value, units, low, high, verdict), up to three per line when they fit.
 
     Fewer columns than the test's table (the margin follows from value and limits) and several entries per line:
     WeasyPrint's time goes with the number of line boxes and glyphs (docs/requirements-and-vcrm.md).
     """
-    rows = [_row(m) for m in t.measurements]
+    rows = view.rows
     width = max((len(r.name) for r in rows), default=4)
     vwidth = max((len(r.value) for r in rows), default=1)
     uwidth = max((len(r.units) for r in rows), default=0)
@@ -848,100 +857,14 @@ def _appendix(t: TestRecord, view: TestView) -> AppendixTable:
         verdicts = {v for v, _ in chunk}
         worst = "fail" if "fail" in verdicts else "marginal" if "marginal" in verdicts else "pass"
         lines.append((worst, Markup(gap).join(parts)))
-    return AppendixTable(view.anchor, view.number, t.test_id, tuple(lines), per_line)
+    return AppendixTable(view.anchor, view.number, view.test_id, tuple(lines), per_line)
 
 
-# --------------------------------------------------------------------------------------------------------
-# Records the journal reader does not interpret (yet): read here, tolerant, for the cover and VCRM
-
-_KIND: Final = re.compile(rb'\s*\{\s*"kind"\s*:\s*"([a-z_]+)"')
-_EXTRA_KINDS: Final = frozenset({b"run_start", b"limits", b"dut_identity", b"deviation"})
-
-
-@dataclass(frozen=True)
-class JournalExtras:
-    """Fields of the journal that :mod:`reports.journal` does not carry into the RunRecord."""
-
-    part_number: str = ""
-    bench: str = ""
-    limits_path: str = ""
-    """``limits.path`` (else ``run_start.limits_file``): the limits file the run used."""
-    procedure: str = ""
-    """``run_start.procedure`` ({id, issue} or text), when the bench records it."""
-    identity: tuple[IdentityView, ...] = ()
-    deviations: tuple[DeviationView, ...] = ()
-
-
-def read_extras(journal: Path) -> JournalExtras:
-    """The ``run_start`` extras, ``limits``, ``dut_identity`` and ``deviation`` records of a journal.
-
-    Only lines whose ``kind`` (the first key, docs/contracts.md §4) is one of those are parsed; lines that are
-    not valid JSON are skipped (the journal reader already reports them)."""
-    part_number = bench = limits_path = limits_file = procedure = ""
-    identity: dict[str, IdentityView] = {}
-    deviations: list[DeviationView] = []
-    try:
-        data = journal.read_bytes()
-    except OSError:
-        return JournalExtras()
-    for raw in data.split(b"\n"):
-        match = _KIND.match(raw)
-        if match is None or match.group(1) not in _EXTRA_KINDS:
-            continue
-        try:
-            obj = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            continue
-        if not isinstance(obj, dict):
-            continue
-        kind = obj.get("kind")
-        if kind == "run_start":
-            dut = obj.get("dut")
-            if isinstance(dut, dict):
-                part_number = part_number or _plain(dut.get("part_number"))
-            bench = bench or _plain(obj.get("bench"))
-            limits_file = limits_file or _plain(obj.get("limits_file"))
-            proc = obj.get("procedure")
-            if isinstance(proc, dict):
-                procedure = " issue ".join(_plain(proc.get(k)) for k in ("id", "issue") if proc.get(k))
-            elif proc:
-                procedure = _plain(proc)
-        elif kind == "limits":
-            limits_path = limits_path or _plain(obj.get("path"))
-        elif kind == "dut_identity":
-            node = _plain(obj.get("node"))
-            identity[node] = IdentityView(  # the last reading of each node wins
-                node=node,
-                firmware=_plain(obj.get("firmware")),
-                hardware=_plain(obj.get("hardware")),
-                serial=_plain(obj.get("serial")),
-                time=fmt_time(_plain(obj.get("time"))),
-            )
-        elif kind == "deviation":
-            deviations.append(
-                DeviationView(
-                    ref=_plain(obj.get("id")),
-                    text=_plain(obj.get("text")),
-                    approved_by=_plain(obj.get("approved_by")),
-                    where=_plain(obj.get("test_id")),
-                    time=fmt_time(_plain(obj.get("time"))),
-                )
-            )
-    return JournalExtras(
-        part_number=part_number,
-        bench=bench,
-        limits_path=limits_path or limits_file,
-        procedure=procedure,
-        identity=tuple(identity.values()),
-        deviations=tuple(deviations),
-    )
-
-
-def default_requirements_path(extras: JournalExtras) -> Path | None:
+def default_requirements_path(record: RunRecord) -> Path | None:
     """``requirements.yaml`` next to the limits file the run used, or None when the journal names none."""
-    if not extras.limits_path:
+    if not record.limits_path:
         return None
-    return Path(extras.limits_path).parent / REQUIREMENTS_NAME
+    return Path(record.limits_path).parent / REQUIREMENTS_NAME
 
 
 def _load_requirements(path: Path | None) -> tuple[RequirementSet | None, str]:

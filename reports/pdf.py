@@ -1,11 +1,12 @@
 """The PDF qualification report: the same document as ``report.html``, printed to A4.
 
-``write_pdf_report(run_dir)`` reads ``<run_dir>/journal.jsonl`` and writes ``<run_dir>/report.pdf``. The HTML
-comes from the same view and template as :func:`reports.html.write_html_report` (same sections, same numbers,
-same VCRM), rendered with ``pdf=True``, which changes two things: each test's header is a paragraph instead of
-a table, and a test with more than :data:`reports.html.PDF_TABLE_ROWS` measurements lists in its section only
-the measurements that did not pass, its full table going to Appendix A as fixed-width lines (name, value,
-units, low, high, verdict; up to three per line on landscape pages). Nothing is dropped.
+:func:`print_pdf` prints a report view (:func:`reports.html.build_view`: the one view ``report.html`` is
+rendered from, so the same sections, numbers and VCRM) into ``<run_dir>/report.pdf``; ``write_pdf_report(run_dir)``
+does it from the run's journal. The view is rendered for print (``render_html(view, for_print=True)``), which
+changes two things: each test's header is a paragraph instead of a table, and a test with more than
+:data:`reports.html.PDF_TABLE_ROWS` measurements lists in its section only the measurements that did not pass,
+its full table going to Appendix A as fixed-width lines (name, value, units, low, high, verdict; up to three per
+line on landscape pages). Nothing is dropped. Both documents from one view: :mod:`reports.report_files`.
 
 Two engines print that HTML (measurements: docs/requirements-and-vcrm.md):
 
@@ -16,24 +17,21 @@ Two engines print that HTML (measurements: docs/requirements-and-vcrm.md):
 
 ``engine="auto"`` (default; environment ``OTS_PDF_ENGINE`` overrides) takes Chromium if found, else
 WeasyPrint. When neither can run, :class:`PdfEngineMissing` says in one line what to install;
-:func:`write_reports` then still writes the HTML and returns that line instead of raising.
+:func:`reports.report_files.write_html_and_pdf` then still writes the HTML and returns that line instead of raising.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal, TypeAlias
 
-from reports.html import JOURNAL_NAME, render_html, write_html_report
-from reports.journal import JournalError, read_journal
+from reports.html import JOURNAL_NAME, ReportView, build_view, render_html
+from reports.run_record import RunRecord, read_journal
 
 __all__ = [
     "CHROMIUM_NAMES",
@@ -43,11 +41,9 @@ __all__ = [
     "Engine",
     "PdfEngineMissing",
     "PdfError",
-    "ReportFiles",
     "available_engine",
-    "main",
+    "print_pdf",
     "write_pdf_report",
-    "write_reports",
 ]
 
 Engine: TypeAlias = Literal["auto", "chromium", "weasyprint"]
@@ -70,31 +66,34 @@ class PdfEngineMissing(PdfError):
     """No PDF engine can run here; the message says in one line what to install."""
 
 
-@dataclass(frozen=True)
-class ReportFiles:
-    html: Path
-    pdf: Path | None
-    problem: str
-    """Why there is no PDF (one line), or ""."""
-
-
 def write_pdf_report(
     run_dir: Path | str,
     requirements: Path | str | None = None,
     *,
     engine: Engine | None = None,
     db_url: str | None = None,
+    record: RunRecord | None = None,
 ) -> Path:
-    """Write ``<run_dir>/report.pdf``; return its path.
+    """Write ``<run_dir>/report.pdf`` from the run's record (default: read from its journal); return its path.
 
-    ``requirements``: as for :func:`reports.html.write_html_report`. ``engine``: see the module docstring
-    (default: ``OTS_PDF_ENGINE`` or ``auto``). Raises :class:`PdfEngineMissing` when no engine can run,
-    :class:`PdfError` when it fails, :class:`reports.journal.JournalError` when the journal cannot be read.
+    ``requirements``, ``db_url``: as for :func:`reports.html.write_html_report`. ``engine``: see the module
+    docstring (default: ``OTS_PDF_ENGINE`` or ``auto``). Raises :class:`PdfEngineMissing` when no engine can
+    run, :class:`PdfError` when it fails, :class:`reports.run_record.JournalError` when the journal cannot be
+    read.
     """
     run_dir = Path(run_dir)
+    available_engine(engine)  # before the work: a missing engine is said at once
+    if record is None:
+        record = read_journal(run_dir / JOURNAL_NAME)
+    return print_pdf(build_view(record, run_dir, requirements=requirements, db_url=db_url), run_dir, engine=engine)
+
+
+def print_pdf(view: ReportView, run_dir: Path | str, *, engine: Engine | None = None) -> Path:
+    """``view`` rendered for print and printed into ``<run_dir>/report.pdf``; returns its path.
+    Raises :class:`PdfEngineMissing` when no engine can run, :class:`PdfError` when it fails."""
+    run_dir = Path(run_dir)
     chosen, chromium = available_engine(engine)
-    record = read_journal(run_dir / JOURNAL_NAME)
-    html = render_html(record, run_dir, requirements=requirements, pdf=True, db_url=db_url)
+    html = render_html(view, for_print=True)
     target = run_dir / PDF_NAME
     tmp = target.with_name(f".{PDF_NAME}.{os.getpid()}.tmp")
     try:
@@ -106,24 +105,6 @@ def write_pdf_report(
     finally:
         tmp.unlink(missing_ok=True)
     return target
-
-
-def write_reports(
-    run_dir: Path | str,
-    requirements: Path | str | None = None,
-    *,
-    engine: Engine | None = None,
-    db_url: str | None = None,
-) -> ReportFiles:
-    """HTML, then PDF. A PDF that cannot be made is returned as ``problem`` (one line); the HTML is always
-    written. ``db_url``: the results database whose earlier runs feed the trend section. Raises
-    :class:`reports.journal.JournalError` when the journal cannot be read."""
-    html = write_html_report(Path(run_dir), requirements, db_url=db_url)
-    try:
-        pdf = write_pdf_report(run_dir, requirements, engine=engine, db_url=db_url)
-    except PdfError as exc:
-        return ReportFiles(html, None, str(exc))
-    return ReportFiles(html, pdf, "")
 
 
 def available_engine(engine: Engine | None = None) -> tuple[Literal["chromium", "weasyprint"], str | None]:
@@ -200,27 +181,3 @@ def _print_chromium(executable: str, html: str, run_dir: Path, target: Path) -> 
             raise PdfError(f"PDF not written: Chromium failed ({why})")
     finally:
         page.unlink(missing_ok=True)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m reports.pdf RUN_DIR [--requirements FILE] [--engine E]``: write report.html and report.pdf."""
-    parser = argparse.ArgumentParser(prog="python -m reports.pdf", description=main.__doc__)
-    parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--requirements", type=Path, default=None, help="requirements file for the VCRM")
-    parser.add_argument("--engine", choices=ENGINES, default=None, help="PDF engine (default: OTS_PDF_ENGINE or auto)")
-    args = parser.parse_args(argv)
-    try:
-        files = write_reports(args.run_dir, args.requirements, engine=args.engine)
-    except JournalError as exc:
-        print(f"report not written: {exc}", file=sys.stderr)
-        return 2
-    print(files.html)
-    if files.pdf is None:
-        print(files.problem, file=sys.stderr)
-        return 3
-    print(files.pdf)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -8,7 +8,7 @@ every problem is one line naming the file and the path of the bad entry
 (``requirements.yaml: requirements.OTS-EPS-010.method: 'X' is not one of T, A, I, R``).
 
 The VCRM is *derived*, never written by hand: :func:`build_vcrm` takes the requirements and any number of runs
-(:class:`reports.journal.RunRecord`) and gives one row per requirement with
+(:class:`reports.run_record.RunRecord`) and gives one row per requirement with
 
 * the tests that cite it (``test_start.requirements`` and ``measurement.requirements``; plus, when given, the
   test functions in the plan set that cite it, see :func:`scan_plans`);
@@ -40,7 +40,7 @@ from typing import Final, Literal, TypeAlias, cast
 
 import yaml
 
-from reports.journal import RunRecord, parse_time
+from reports.run_record import RunRecord, parse_time
 
 __all__ = [
     "ID_PATTERN",
@@ -558,7 +558,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import argparse
     import sys
 
-    from reports.journal import JournalError, read_journal
+    from reports.run_record import JournalError, read_journal
 
     parser = argparse.ArgumentParser(prog="python -m reports.vcrm", description=main.__doc__)
     parser.add_argument("runs_dir", type=Path)

@@ -16,11 +16,11 @@ import pytest
 
 from bench.config import CONFIG_DIR, ConfigError, ModelLevel, load_config
 from bench.icd import PACKAGE_ICD, IcdError, load_icd
-from bench.journal import Journal, measurement_line, measurement_parts
+from bench.journal import Journal, encode_measurement
 from bench.limits import load_limits
 from bench.measurement import Limit, Measurement, Verdict
 from fixtures.recording import MeasurementRecorder
-from reports.journal import read_journal
+from reports.run_record import read_journal
 from twin.icd import load_icd as twin_load_icd
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -410,8 +410,7 @@ def _measurement(value: float, margin: float, extra: dict[str, object] | None = 
 
 @pytest.mark.parametrize(("value", "text"), [(math.nan, "nan"), (math.inf, "inf"), (-math.inf, "-inf")])
 def test_journal_line_of_a_non_finite_value_is_strict_json(value, text):
-    parts = measurement_parts("t::x", "EPS.X", "A", 0.3, 0.7, ("OTS-EPS-020",))
-    record = _strict(measurement_line(parts, _measurement(value, math.nan, {"raw": math.inf, "ok": [1.5, math.nan]})))
+    record = _strict(encode_measurement(_measurement(value, math.nan, {"raw": math.inf, "ok": [1.5, math.nan]})))
     assert record["value"] == text and record["margin"] is None and record["margin_pct"] is None
     assert record["extra"] == {"raw": None, "ok": [1.5, None]}
 

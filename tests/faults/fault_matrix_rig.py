@@ -32,7 +32,7 @@ from typing import Any
 from safety_rig import LIMITS, TwinHandle, bench_config_for
 
 from bench.waiting import await_true
-from reports.journal import RunRecord, TestRecord, read_journal
+from reports.run_record import RunRecord, TestRecord, read_journal
 
 __all__ = [
     "HOLD_PLAN",

@@ -30,7 +30,7 @@ from fault_matrix_rig import MatrixRun, matrix_config, run_matrix
 from safety_rig import LIMITS, TwinHandle
 
 from bench.twin_launcher import TwinProcess
-from reports.journal import read_journal
+from reports.run_record import read_journal
 
 UNREACHABLE_DB = "postgresql+psycopg://bench@127.0.0.1:1/results?connect_timeout=2"
 

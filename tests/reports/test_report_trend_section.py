@@ -12,9 +12,10 @@ from html_support import section, visible_text
 from journal_builder import JournalBuilder
 
 from reports.db import import_run, open_db
-from reports.html import write_html_report
-from reports.journal import parse_time, read_journal
-from reports.trends import CurrentValue, report_trend_section, report_trends
+from reports.html import render_trends, write_html_report
+from reports.run_record import parse_time, read_journal
+from reports.trend_view import trends_view
+from reports.trends import CurrentValue, report_trends
 
 T = "test_plans/eps/test_power_on.py::test_idle_current"
 T2 = "test_plans/eps/test_power_on.py::test_bus_voltage"
@@ -148,7 +149,7 @@ def test_trend_section_is_fast_and_capped_for_10000_measurements(
         # machine do not change (they only delay it).
         start = time.process_time()
         report = report_trends(engine, "b9", parse_time(record.run.time), current, model_level="EM")  # type: ignore[union-attr]
-        fragment = str(report_trend_section(report, max_rows=200))
+        fragment = str(render_trends(trends_view(report, max_rows=200)))
         elapsed = time.process_time() - start
     finally:
         engine.dispose()

@@ -1,4 +1,4 @@
-"""reports.journal: reading run journals, tolerant of killed runs, strict about malformed ones."""
+"""reports.run_record: reading run journals, tolerant of killed runs, strict about malformed ones."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from journal_builder import JournalBuilder
 
-from reports.journal import (
+from reports.run_record import (
     INCOMPLETE_STATUS,
     OPEN_TEST_MESSAGE,
     JournalError,

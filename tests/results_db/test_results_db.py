@@ -23,7 +23,7 @@ from reports.db import (
     runs,
     tests,
 )
-from reports.journal import JournalError
+from reports.run_record import JournalError
 
 
 def count(engine: Engine, table, **where: object) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from reports.journal import JournalError, Measurement, RunRecord, _Reader, read_journal
+from reports.run_record import JournalError, Measurement, RunRecord, _Reader, read_journal
 
 T = "2026-11-25T18:00:01.123456+00:00"
 TEST = "test_plans/eps/test_eps.py::test_power_on"

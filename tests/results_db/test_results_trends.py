@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,20 +9,20 @@ import pytest
 from sqlalchemy.engine import Engine
 from test_results_builder import T0, M, Run, nightly, write_run
 
+from bench.cli_tables import comparison_table, drift_lines, format_table, trend_table
 from reports.db import import_all, import_run, open_db
+from reports.html import render_trends
+from reports.run_record import parse_time
+from reports.trend_view import trends_view
 from reports.trends import (
+    CurrentValue,
     ResultsError,
     TrendPoint,
     compare,
-    comparison_table,
     drift,
-    drift_lines,
     flag_regressions,
-    format_table,
-    run_trends,
+    report_trends,
     trend,
-    trend_section_html,
-    trend_table,
 )
 
 
@@ -190,26 +189,46 @@ def test_text_rendering(engine: Engine) -> None:
     assert lines[2].endswith("regression flagged in 5 run(s)")
 
 
-def test_trend_section_html_draws_limits_and_escapes(engine: Engine, tmp_path: Path) -> None:
-    evil = Run("e<1>", measurements=[M("<b>X</b>", 1.0, 0.5, 1.5)])
+def _as_of(engine: Engine, run_id: str, **kw: object) -> object:
+    """The report's trend section input for ``run_id``, its values read back from the database."""
+    from sqlalchemy import select
+
+    from reports.db import measurements, runs
+
+    with engine.connect() as conn:
+        pk, started, level = conn.execute(
+            select(runs.c.id, runs.c.started_at, runs.c.model_level).where(runs.c.run_id == run_id)
+        ).one()
+        rows = conn.execute(select(measurements).where(measurements.c.run_pk == pk, measurements.c.value.is_not(None)))
+        current = [
+            CurrentValue(r.test_id, r.name, r.value, r.units, r.low, r.high, r.verdict, r.uncertainty) for r in rows
+        ]
+    return report_trends(engine, run_id, parse_time(started.isoformat()), current, model_level=level, **kw)  # type: ignore[arg-type]
+
+
+def test_trend_section_draws_limits_and_escapes(engine: Engine, tmp_path: Path) -> None:
+    early = Run("e<0>", start=T0 - timedelta(days=3), measurements=[M("<b>X</b>", 1.1, 0.9, 1.5)])
+    evil = Run("e<1>", start=T0 - timedelta(days=2), measurements=[M("<b>X</b>", 1.4, 0.9, 1.5)])
+    import_run(engine, write_run(tmp_path, early))
     import_run(engine, write_run(tmp_path, evil))
-    html = str(trend_section_html([trend(engine, "EPS.IDLE_CURRENT"), trend(engine, "<b>X</b>")]))
-    assert html.startswith('<section class="trends">') and html.count("<svg") == 2
-    assert html.count('stroke-dasharray="5 3"') == 4  # low and high limit of both measurements
+    report = _as_of(engine, "e<1>")
+    html = str(render_trends(trends_view(report, max_rows=200)))  # type: ignore[arg-type]
+    assert html.count("<svg") == 1 and html.count('stroke-dasharray="3 2"') == 2  # its low and high limits
     assert "<b>X</b>" not in html and "&lt;b&gt;X&lt;/b&gt;" in html
-    assert re.search(r"<td>n05</td><td>verdict</td><td>yes</td>", html)
-    assert "No earlier runs" in str(trend_section_html([]))
+    assert "e&lt;0&gt;" in html and "REGRESSION" in html  # moved half the span towards the high limit
+    later = _as_of(engine, "n05")
+    text = str(render_trends(trends_view(later, max_rows=1)))  # type: ignore[arg-type]
+    assert text.count('<tr class="trend ') == 1 and "more measurement(s) not listed" in text
 
 
-def test_run_trends_feed_the_report_section_as_of_that_run(engine: Engine, tmp_path: Path) -> None:
+def test_report_trends_as_of_that_run(engine: Engine, tmp_path: Path) -> None:
     write_run(tmp_path, nightly(9, model_level="QM", prefix="q"))
     import_all(engine, tmp_path)
-    trends = run_trends(engine, "n03", baseline="n01")
-    assert [t.name for t in trends] == ["EPS.IDLE_CURRENT", "EPS.BUS_VOLTAGE"]
-    assert [p.run_id for p in trends[0].points] == ["n00", "n01", "n02", "n03"]  # nothing after n03, no QM
-    assert trends[0].baseline is not None and trends[0].baseline.run_id == "n01"
-    assert [p.run_id for p in run_trends(engine, "n05", last=2)[0].points] == ["n04", "n05"]
-    with pytest.raises(ResultsError, match="no run 'zz'"):
-        run_trends(engine, "zz")
-    with pytest.raises(ResultsError, match="no run 'zz'"):
-        trend(engine, "EPS.IDLE_CURRENT", until="zz")
+    report = _as_of(engine, "n03", baseline="n01")
+    items = report.items  # type: ignore[attr-defined]
+    assert [t.name for t in items] == ["EPS.IDLE_CURRENT", "EPS.BUS_VOLTAGE"]
+    assert [p.run_id for p in items[0].points] == ["n00", "n01", "n02", "n03"]  # nothing after n03, no QM
+    assert items[0].baseline is not None and items[0].baseline.run_id == "n01"
+    assert [p.run_id for p in _as_of(engine, "n05", last=2).items[0].points] == ["n03", "n04", "n05"]  # type: ignore[attr-defined]
+    with pytest.raises(ResultsError, match="baseline run 'zz'"):
+        _as_of(engine, "n05", baseline="zz")

@@ -85,7 +85,7 @@ def _run_dir(tmp_path: Path) -> Path:
 
 def _assert_not_verified(tmp_path: Path, cause: str) -> None:
     """An interrupted test is never passed: not in the journal, JUnit, Allure, the verdict or the VCRM."""
-    from reports.journal import read_journal
+    from reports.run_record import read_journal
     from reports.vcrm import build_vcrm, load_requirements
 
     end = _test_end(tmp_path)
@@ -161,7 +161,7 @@ def test_sigkill_is_caught_by_the_supply_watchdog(standalone_twin, plan, tmp_pat
     assert rebuilt.returncode == 0, rebuilt.stderr
     html = (run_dir / "report.html").read_text()
     assert "INCOMPLETE" in html and "run ended during this test" in html
-    from reports.journal import read_journal
+    from reports.run_record import read_journal
 
     assert [t.outcome for t in read_journal(run_dir / "journal.jsonl").tests] == ["interrupted"]
     # Never sealed by its run, the killed run is sealed once its report is rebuilt; verify passes then.

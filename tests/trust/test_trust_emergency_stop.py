@@ -21,7 +21,7 @@ from bench.reservation import BenchInterlocked
 from bench.session import BenchSession
 from bench.twin_launcher import TwinProcess
 from bench.waiting import await_true, await_value
-from reports.journal import read_journal
+from reports.run_record import read_journal
 
 PROJECT = Path(__file__).resolve().parents[2]
 

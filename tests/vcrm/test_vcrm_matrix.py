@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from reports.journal import RunRecord, read_journal
+from reports.run_record import RunRecord, read_journal
 from reports.vcrm import RequirementSet, build_vcrm, main, parse_requirements
 
 REQS: dict[str, Any] = {

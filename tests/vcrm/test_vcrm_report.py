@@ -16,8 +16,9 @@ import pytest
 from html_support import section, visible_text
 
 from reports.html import css_string, write_html_report
-from reports.journal import read_journal
-from reports.pdf import CHROMIUM_NAMES, PDF_NAME, Engine, write_pdf_report, write_reports
+from reports.pdf import CHROMIUM_NAMES, PDF_NAME, Engine, write_pdf_report
+from reports.report_files import write_html_and_pdf
+from reports.run_record import read_journal
 
 REQUIREMENTS = """\
 schema: 1
@@ -241,7 +242,7 @@ def test_missing_pdf_engine_is_one_line_and_html_is_still_written(
     _journal(run_dir, limits_path=str(project / "limits.yaml"))
     monkeypatch.setitem(sys.modules, "weasyprint", None)  # import weasyprint → ImportError
     monkeypatch.setattr("reports.pdf.shutil.which", lambda name: None)  # and no Chromium on PATH
-    files = write_reports(run_dir)
+    files = write_html_and_pdf(run_dir)
     assert files.html.exists() and files.pdf is None
     assert "\n" not in files.problem
     assert files.problem.startswith("PDF not written: no Chromium on PATH and module weasyprint not found")
@@ -253,7 +254,9 @@ def test_missing_pdf_engine_is_one_line_and_html_is_still_written(
 def test_cli_exit_status_without_engine(tmp_path: Path, project: Path) -> None:
     run_dir = tmp_path / "run"
     _journal(run_dir, limits_path=str(project / "limits.yaml"))
-    code = "import sys; sys.modules['weasyprint'] = None; from reports.pdf import main; raise SystemExit(main())"
+    code = (
+        "import sys; sys.modules['weasyprint'] = None; from reports.report_files import main; raise SystemExit(main())"
+    )
     proc = subprocess.run(
         [sys.executable, "-c", code, str(run_dir)],
         capture_output=True,
@@ -272,9 +275,11 @@ def test_an_unknown_or_absent_engine_is_one_line(
     run_dir = tmp_path / "run"
     _journal(run_dir, limits_path=str(project / "limits.yaml"))
     monkeypatch.setenv("OTS_PDF_ENGINE", "prince")
-    assert "unknown PDF engine 'prince'" in write_reports(run_dir).problem
+    assert "unknown PDF engine 'prince'" in write_html_and_pdf(run_dir).problem
     monkeypatch.setattr("reports.pdf.shutil.which", lambda name: None)
-    assert write_reports(run_dir, engine="chromium").problem.startswith("PDF not written: Chromium not found on PATH")
+    assert write_html_and_pdf(run_dir, engine="chromium").problem.startswith(
+        "PDF not written: Chromium not found on PATH"
+    )
 
 
 def test_css_string_cannot_break_out_of_the_style_element() -> None:

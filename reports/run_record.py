@@ -1,17 +1,23 @@
-"""Read a run journal into immutable records.
+"""The run record: one run's journal read once into immutable, typed records.
 
 The journal (``<run-dir>/journal.jsonl``, docs/contracts.md §4) is the bench's account of one run, written
 one JSON object per line, each flushed to disk the moment the thing it describes happened. A report is
 therefore built from whatever the journal holds when the report is asked for, including the journal of a
-run whose bench process was killed. This module turns the lines into a :class:`RunRecord`:
+run whose bench process was killed. :func:`read_journal` reads it once into a :class:`RunRecord`, and that one
+record feeds everything made at the end of a run: the report view (:mod:`reports.html`, printed by
+:mod:`reports.pdf`), the results database (:func:`reports.db.import_run`) and the end-of-run summaries.
 
-``run_start``        → :class:`RunInfo` (campaign, model level, DUT, who/where/which software)
+``run_start``        → :class:`RunInfo` (campaign, model level, DUT, who/where/which software, bench, procedure)
 ``instrument``       → :class:`InstrumentRecord` (identity and calibration as read at session start)
+``limits``           → :class:`LimitsInfo` (the limits file in force and its limits, not interpreted)
 ``test_start``       → opens a :class:`TestRecord`; ``measurement`` and ``attachment`` lines fill it;
 ``test_end``         → closes it with an outcome, a duration and a message
 ``safe_state``       → :class:`SafeStateEvent`
 ``emergency_stop``   → :class:`EmergencyStopEvent` (an operator stopped the bench: ``bench safe``)
+``dut_identity``     → :class:`DutIdentity` (what each node said about itself; its last reading wins)
+``deviation``        → :class:`Deviation` (an approved deviation from the procedure)
 ``run_end``          → :class:`RunEnd`
+``db_import``        → :class:`DbImport` (whether the run reached the results database; the last one wins)
 
 Reading is tolerant of the ways a run can end badly, and strict about everything else:
 
@@ -21,10 +27,21 @@ Reading is tolerant of the ways a run can end badly, and strict about everything
 * unknown kinds are ignored, so newer writers can add kinds without breaking older reports;
 * any other line that is not a JSON object, or a field of the wrong type or outside its set of values,
   raises :class:`JournalError` naming the file and the line: a qualification report must not silently
-  show something other than what the bench recorded.
+  show something other than what the bench recorded. The descriptive records (``dut_identity``,
+  ``deviation``, the run_start's ``bench``/``procedure``/``dut.part_number``) are read as text whatever
+  their JSON type, as the report always showed them.
 
 Fields missing from a record take an empty value (``None``, ``""``, ``()``), so a report can still be made
 from an older or partial writer; the report shows them as blanks.
+
+Decoding: one decoder, msgspec's (benchmarks/bench_codec.py). A ``measurement`` line as the bench writes it
+(``{"kind":"measurement",...``, every field of the type the bench writes) is decoded straight into a
+:class:`Measurement` (a msgspec Struct), its types checked by the decoder; every other line is decoded to a
+dict and read field by field (:class:`_Fields`), which converts what it may (an integer bound to a float, a
+single requirement to a list) and names the field that is wrong. A line msgspec refuses is given to the
+standard library's ``json.loads``, which reads the ``NaN``/``Infinity`` tokens of journals written before the
+journal became strict JSON, and says why a broken line is broken. ``read_journal(path, fast=False)`` reads
+every line the field-by-field way: the reference the typed path is tested against.
 
 The overall verdict of a run (:attr:`RunRecord.verdict`) is decided here, not in a template, so that the
 HTML, the PDF, JUnit and the VCRM all agree:
@@ -42,7 +59,6 @@ from __future__ import annotations
 
 import gc
 import json
-import json.scanner
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -50,7 +66,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import ClassVar, Final, Literal, TypeAlias, cast
+from typing import Any, ClassVar, Final, Literal, TypeAlias, cast
+
+import msgspec
 
 __all__ = [
     "INCOMPLETE_STATUS",
@@ -60,11 +78,15 @@ __all__ = [
     "Attachment",
     "Calibration",
     "CalibrationStatus",
+    "DbImport",
+    "Deviation",
+    "DutIdentity",
     "DutInfo",
     "EmergencyStopEvent",
     "Identity",
     "InstrumentRecord",
     "JournalError",
+    "LimitsInfo",
     "MeasuredValue",
     "Measurement",
     "Outcome",
@@ -76,6 +98,7 @@ __all__ = [
     "TestRecord",
     "Verdict",
     "gc_paused",
+    "loose_text",
     "parse_time",
     "read_journal",
 ]
@@ -89,7 +112,6 @@ MeasuredValue: TypeAlias = float | int | bool | str | None
 OUTCOMES: Final[tuple[Outcome, ...]] = ("passed", "failed", "error", "skipped", "interrupted")
 VERDICTS: Final[tuple[Verdict, ...]] = ("pass", "marginal", "fail")
 CALIBRATION_STATUSES: Final[tuple[CalibrationStatus, ...]] = ("valid", "expired", "missing", "n/a")
-_VALUE_TYPES: Final = (float, int, str, bool)
 
 OPEN_TEST_MESSAGE: Final = "run ended during this test (bench process killed?)"
 INCOMPLETE_STATUS: Final = "incomplete (bench process ended without closing the run)"
@@ -156,6 +178,7 @@ class DutInfo:
     model_level: str = ""
     serial: str = ""
     envelope: Mapping[str, object] = field(default_factory=dict)
+    part_number: str = ""
 
 
 @dataclass(frozen=True)
@@ -172,11 +195,19 @@ class RunInfo:
     config_hash: str
     dut: DutInfo
     argv: tuple[str, ...]
+    bench: str = ""
+    """The bench the run held (``bench.name`` of the bench config)."""
+    limits_file: str = ""
+    procedure: str = ""
+    """``run_start.procedure`` ({id, issue} → "ID issue N", or text), when the bench records it."""
 
 
-@dataclass(frozen=True)
-class Measurement:
-    """One measured value with its limits and verdict, exactly as the bench judged it."""
+class Measurement(msgspec.Struct, frozen=True, gc=False):
+    """One measured value with its limits and verdict, exactly as the bench judged it.
+
+    A msgspec Struct: the journal's measurement lines are decoded straight into it, their types checked by
+    the decoder (a line it refuses is read field by field instead). Immutable; not tracked by the cyclic GC
+    (it holds no cycle), which a run of 100 000 measurements would otherwise walk again and again."""
 
     test_id: str
     name: str
@@ -189,10 +220,10 @@ class Measurement:
     margin_pct: float | None
     requirements: tuple[str, ...]
     time: str
-    description: str
+    description: str = ""
     uncertainty: float | None = None
     """Measurement uncertainty in ``units``, when the bench knows it."""
-    extra: Mapping[str, object] = field(default_factory=dict)
+    extra: dict[str, Any] = {}
     """Anything else the bench attached to the measurement (kept, not interpreted)."""
 
 
@@ -273,6 +304,47 @@ class RunEnd:
 
 
 @dataclass(frozen=True)
+class LimitsInfo:
+    """The ``limits`` record: the limits file in force, at which model level, and its limits as recorded."""
+
+    path: str
+    model_level: str
+    limits: Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class DutIdentity:
+    """What one node of the satellite said about itself (CMP ident), for the report cover."""
+
+    node: str
+    firmware: str
+    hardware: str
+    serial: str
+    time: str
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """An approved deviation from the procedure."""
+
+    ref: str
+    """Its ``id`` in the journal."""
+    text: str
+    approved_by: str
+    test_id: str
+    time: str
+
+
+@dataclass(frozen=True)
+class DbImport:
+    """Whether the run reached the results database (the ``db_import`` record), and how to retry."""
+
+    ok: bool
+    error: str = ""
+    retry: str = ""
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """Everything one journal says about one run."""
 
@@ -287,10 +359,35 @@ class RunRecord:
     warnings: tuple[str, ...]
     """What the reader had to tolerate (truncated last line, open tests, missing run_end, ...)."""
     emergency_stops: tuple[EmergencyStopEvent, ...] = ()
+    limits: LimitsInfo | None = None
+    dut_identity: tuple[DutIdentity, ...] = ()
+    """One per node, in the order the nodes first answered; a node's last reading wins."""
+    deviations: tuple[Deviation, ...] = ()
+    db_import: DbImport | None = None
+    """The last ``db_import`` record, or None when the run was not (yet) imported by the bench."""
 
     @property
     def complete(self) -> bool:
         return self.end is not None
+
+    @property
+    def run_id(self) -> str:
+        """The run's id; for a journal without run_start, the name of its folder (as the database stores it)."""
+        return self.run.run_id if self.run is not None and self.run.run_id else self.path.parent.name
+
+    @property
+    def limits_path(self) -> str:
+        """The limits file the run used: the ``limits`` record's path, else ``run_start.limits_file``."""
+        if self.limits is not None and self.limits.path:
+            return self.limits.path
+        return self.run.limits_file if self.run is not None else ""
+
+    def with_db_import(self, outcome: DbImport) -> RunRecord:
+        """This record with the outcome of the results-DB import (as the ``db_import`` line records it)."""
+        return replace(self, db_import=outcome)
+
+    def measurement_total(self) -> int:
+        return sum(len(t.measurements) for t in self.tests)
 
     @property
     def status(self) -> str:
@@ -396,59 +493,68 @@ def parse_time(text: str | None) -> datetime | None:
 def read_journal(path: Path | str, *, fast: bool = True) -> RunRecord:
     """Read ``path`` (a ``journal.jsonl``) into a :class:`RunRecord`. Raises :class:`JournalError`.
 
-    ``fast=False`` reads every line through the plain record-by-record reader: the reference the fast path
-    is tested (and benchmarked) against. Both give the same record, the same warnings and the same errors.
+    ``fast=False`` reads every line field by field: the reference the typed measurement path is tested (and
+    benchmarked) against. Both give the same record, the same warnings and the same errors.
     """
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise JournalError(path, None, f"cannot read the journal: {exc.strerror or exc}") from exc
-    if fast:
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            pass  # a line that is not UTF-8 (maybe a truncated last one): the reference reader sorts it out
-        else:
-            with gc_paused():
-                return _read_fast(path, text)
+    with gc_paused():
+        return _read(path, data, fast)
+
+
+_MEASUREMENT_PREFIX: Final = b'{"kind":"measurement",'
+"""How the bench writes a measurement line (kind first, compact): such a line is decoded straight to a record."""
+_decode_measurement: Final = msgspec.json.Decoder(Measurement).decode
+_decode_any: Final = msgspec.json.Decoder().decode
+_INVALID: Final = (msgspec.DecodeError, UnicodeDecodeError, json.JSONDecodeError)
+
+
+def _decode_leniently(line: bytes) -> object:
+    """A line msgspec refused: the standard library reads NaN/Infinity tokens (journals written before the
+    journal became strict JSON), or raises the error that says why the line is broken."""
+    return json.loads(line.decode("utf-8"))
+
+
+def _read(path: Path, data: bytes, fast: bool) -> RunRecord:
     reader = _Reader(path)
     lines = data.split(b"\n")
     last = _last_content_line(lines)
+    typed = _decode_measurement if fast else None
+    generic = _decode_any
+    by_id = reader.by_id
     for index, raw in enumerate(lines):
-        lineno = index + 1
-        stripped = raw.strip()
-        if not stripped:
+        line = raw.strip()  # ASCII whitespace only: a line of other whitespace is content (and not JSON)
+        if not line:
             continue
+        if typed is not None and line.startswith(_MEASUREMENT_PREFIX):
+            try:
+                m = typed(line)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                pass  # not one JSON object, or a field of another type: read field by field below
+            else:
+                test = by_id.get(m.test_id)
+                if test is not None and m.name:
+                    if m.time:
+                        reader.last_time = m.time
+                    test.measurements.append(m)
+                    continue
         try:
-            obj = json.loads(stripped.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            if lineno == last:
-                reader.warn(_truncated_note(lineno, stripped))
-                continue
-            raise JournalError(path, lineno, f"not valid JSON ({exc})") from exc
+            obj = generic(line)
+        except msgspec.DecodeError:
+            try:
+                obj = _decode_leniently(line)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                if index + 1 == last:
+                    reader.warn(_truncated_note(index + 1, line))
+                    continue
+                raise JournalError(path, index + 1, f"not valid JSON ({exc})") from exc
         if not isinstance(obj, dict):
-            raise JournalError(path, lineno, f"expected a JSON object, got {type(obj).__name__}")
-        reader.feed(_Fields(cast(dict[str, object], obj), path, lineno))
+            raise JournalError(path, index + 1, f"expected a JSON object, got {type(obj).__name__}")
+        reader.feed(_Fields(cast(dict[str, object], obj), path, index + 1))
     return reader.finish()
-
-
-# Why a fast path: a long run's journal is ~all ``measurement`` lines, and importing it into the results
-# database must reach 50 000 measurements/s (benchmarks/bench_results.py). Through the reference reader,
-# json.loads plus the generic, per-field _Fields walk cost ~18 µs a measurement, 2-3 × the database.
-# The fast path (1) decodes the file once, (2) calls the json module's C scanner directly on each line
-# (same parser as json.loads, without its Python wrapper; anything it does not accept in one piece goes
-# through json.loads for the exact error), (3) builds a Measurement straight from the dict when every
-# field has the type the bench writes (any other case — wrong type, int instead of float, missing
-# test_id — goes through the reference _Reader._measurement, which converts it or raises the same error),
-# and (4) holds the cyclic GC while the records are built: the thousands of new dicts and records would
-# otherwise trigger repeated collections over objects that all stay alive anyway.
-_new_object: Final = object.__new__
-_set_attribute: Final = object.__setattr__
-_scan_once: Final[Callable[[str, int], tuple[object, int]]] = json.scanner.make_scanner(
-    json.JSONDecoder()  # type: ignore[arg-type]  # typeshed: the C scanner takes the decoder as context
-)
-_ASCII_SPACE: Final = " \t\n\r\x0b\x0c"  # what bytes.strip() strips, which the reference reader uses
 
 
 @contextmanager
@@ -463,37 +569,6 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
-
-
-def _read_fast(path: Path, text: str) -> RunRecord:
-    reader = _Reader(path)
-    lines = text.split("\n")
-    last = next((i + 1 for i in range(len(lines) - 1, -1, -1) if lines[i].strip(_ASCII_SPACE)), 0)
-    measurement = reader.fast_measurement
-    scan = _scan_once
-    for index, raw in enumerate(lines):
-        line = raw.strip(_ASCII_SPACE)
-        if not line:
-            continue
-        try:
-            obj, end = scan(line, 0)
-        except (StopIteration, json.JSONDecodeError):
-            end = -1
-        if end != len(line):
-            try:  # not one JSON value by itself: json.loads says why (or, were it to accept it, reads it)
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                if index + 1 == last:
-                    reader.warn(_truncated_note(index + 1, line.encode()))
-                    continue
-                raise JournalError(path, index + 1, f"not valid JSON ({exc})") from exc
-        if type(obj) is dict and obj.get("kind") == "measurement":
-            measurement(obj, index + 1)
-        elif isinstance(obj, dict):
-            reader.feed(_Fields(cast(dict[str, object], obj), path, index + 1))
-        else:
-            raise JournalError(path, index + 1, f"expected a JSON object, got {type(obj).__name__}")
-    return reader.finish()
 
 
 def _truncated_note(lineno: int, stripped: bytes) -> str:
@@ -513,6 +588,23 @@ def _last_content_line(lines: Sequence[bytes]) -> int:
 def _snippet(raw: bytes, limit: int = 80) -> str:
     text = raw.decode("utf-8", errors="replace")
     return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
+def loose_text(value: object) -> str:
+    """A descriptive field as text whatever its JSON type (``None`` → "", a list → "a, b", an object → JSON)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, list | tuple):
+        return ", ".join(loose_text(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
 
 
 class _Fields:
@@ -538,6 +630,10 @@ class _Fields:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return str(value)
         raise self._bad(key, "a string")
+
+    def loose(self, key: str) -> str:
+        """A descriptive field, read as text whatever its type (:func:`loose_text`): never an error."""
+        return loose_text(self.obj.get(key))
 
     def required_text(self, key: str) -> str:
         value = self.text(key)
@@ -626,6 +722,10 @@ class _Reader:
         self.end: RunEnd | None = None
         self.warnings: list[str] = []
         self.last_time: str = ""
+        self.limits: LimitsInfo | None = None
+        self.identity: dict[str, DutIdentity] = {}
+        self.deviations: list[Deviation] = []
+        self.db_import: DbImport | None = None
 
     def warn(self, text: str) -> None:
         self.warnings.append(text)
@@ -647,6 +747,11 @@ class _Reader:
             self.warn(f"line {f.lineno}: second run_start ignored")
             return
         d = f.sub("dut")
+        proc = f.obj.get("procedure")
+        if isinstance(proc, dict):
+            procedure = " issue ".join(loose_text(proc.get(k)) for k in ("id", "issue") if proc.get(k))
+        else:
+            procedure = loose_text(proc) if proc else ""
         self.run = RunInfo(
             run_id=f.text("run_id"),
             time=f.text("time"),
@@ -663,8 +768,12 @@ class _Reader:
                 model_level=d.text("model_level"),
                 serial=d.text("serial"),
                 envelope=d.mapping("envelope"),
+                part_number=d.loose("part_number"),
             ),
             argv=f.texts("argv"),
+            bench=f.loose("bench"),
+            limits_file=f.loose("limits_file"),
+            procedure=procedure,
         )
 
     def _instrument(self, f: _Fields) -> None:
@@ -711,63 +820,6 @@ class _Reader:
             self.tests.append(test)
             self.by_id[test_id] = test
         return test
-
-    def fast_measurement(self, obj: dict[str, object], lineno: int) -> None:
-        """A measurement whose every field has the type the bench writes; anything else → _measurement."""
-        test_id, name, value = obj.get("test_id"), obj.get("name"), obj.get("value")
-        units, time, description = obj.get("units"), obj.get("time"), obj.get("description", "")
-        low, high, verdict = obj.get("low"), obj.get("high"), obj.get("verdict")
-        margin, margin_pct, uncertainty = obj.get("margin"), obj.get("margin_pct"), obj.get("uncertainty")
-        requirements, extra = obj.get("requirements"), obj.get("extra")
-        test = self.by_id.get(test_id) if type(test_id) is str else None
-        if (
-            test is None  # also: test_id missing, empty or not a string
-            or type(name) is not str
-            or not name
-            or not (value is None or type(value) in _VALUE_TYPES)
-            or type(units) is not str
-            or type(time) is not str
-            or type(description) is not str
-            or not (low is None or type(low) is float)
-            or not (high is None or type(high) is float)
-            or type(verdict) is not str
-            or verdict not in VERDICTS
-            or not (margin is None or type(margin) is float)
-            or not (margin_pct is None or type(margin_pct) is float)
-            or not (uncertainty is None or type(uncertainty) is float)
-            or type(requirements) is not list
-            or not all(type(r) is str for r in requirements)
-            or not (extra is None or type(extra) is dict)
-        ):
-            self.feed(_Fields(obj, self.path, lineno))
-            return
-        if time:
-            self.last_time = time
-        # Fields already checked above, so the instance is filled directly: the frozen dataclass's __init__
-        # sets 14 fields one object.__setattr__ at a time, ~40 % of this method. Same object as Measurement(...)
-        # (tests/results_db/test_results_journal_fast.py compares both readers record by record).
-        m = _new_object(Measurement)
-        _set_attribute(
-            m,
-            "__dict__",
-            {
-                "test_id": test_id,
-                "name": name,
-                "value": value,
-                "units": units,
-                "low": low,
-                "high": high,
-                "verdict": verdict,
-                "margin": margin,
-                "margin_pct": margin_pct,
-                "requirements": tuple(requirements),
-                "time": time,
-                "description": description,
-                "uncertainty": uncertainty,
-                "extra": {} if extra is None else extra,
-            },
-        )
-        test.measurements.append(m)
 
     def _measurement(self, f: _Fields) -> None:
         test_id = f.required_text("test_id")
@@ -821,6 +873,33 @@ class _Reader:
             )
         )
 
+    def _limits(self, f: _Fields) -> None:
+        if self.limits is None or not self.limits.path:
+            limits = f.obj.get("limits")
+            self.limits = LimitsInfo(
+                path=f.loose("path"),
+                model_level=f.loose("model_level"),
+                limits=cast(dict[str, object], limits) if isinstance(limits, dict) else {},
+            )
+
+    def _dut_identity(self, f: _Fields) -> None:
+        node = f.loose("node")
+        self.identity[node] = DutIdentity(  # the last reading of each node wins
+            node=node, firmware=f.loose("firmware"), hardware=f.loose("hardware"), serial=f.loose("serial"),
+            time=f.loose("time"),
+        )  # fmt: skip
+
+    def _deviation(self, f: _Fields) -> None:
+        self.deviations.append(
+            Deviation(
+                ref=f.loose("id"), text=f.loose("text"), approved_by=f.loose("approved_by"),
+                test_id=f.loose("test_id"), time=f.loose("time"),
+            )
+        )  # fmt: skip
+
+    def _db_import(self, f: _Fields) -> None:
+        self.db_import = DbImport(ok=f.obj.get("ok") is True, error=f.loose("error"), retry=f.loose("retry"))
+
     def _run_end(self, f: _Fields) -> None:
         raw_status = f.obj.get("exit_status")
         status: int | str | None
@@ -845,6 +924,10 @@ class _Reader:
         "safe_state": _safe_state,
         "emergency_stop": _emergency_stop,
         "run_end": _run_end,
+        "limits": _limits,
+        "dut_identity": _dut_identity,
+        "deviation": _deviation,
+        "db_import": _db_import,
     }
 
     def finish(self) -> RunRecord:
@@ -890,6 +973,10 @@ class _Reader:
             end=self.end,
             warnings=tuple(self.warnings),
             emergency_stops=tuple(self.emergency_stops),
+            limits=self.limits,
+            dut_identity=tuple(self.identity.values()),
+            deviations=tuple(self.deviations),
+            db_import=self.db_import,
         )
         if self.end is not None and self.end.counts:
             mine = record.outcome_counts()

@@ -34,11 +34,11 @@ from bench.dsp.burst import BurstSpan, find_bursts, power_dbm
 from bench.dsp.spectrum import Psd
 from bench.icd import RadioDef
 from bench.limits import SpectralMask
+from bench.plotdata import PlotSeries
 from bench.safety import EnvelopeViolation
 from instruments.errors import CaptureTimeout
 from instruments.vsa import IqCapture, SignalAnalyzer
 from instruments.vsg import SignalGenerator
-from reports.svgplot import PlotSeries
 
 __all__ = [
     "AnalyzerOverload",

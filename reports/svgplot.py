@@ -3,9 +3,14 @@
 :func:`line_plot` turns evenly sampled values into one self-contained ``<svg>`` element with axes, "nice"
 tick marks (1-2-5 steps), axis labels and a title, ready to be inlined in an HTML report and printed.
 :func:`xy_plot` draws several (x, y) series — an RF spectrum with its mask, FER against input level on a
-log axis — from :class:`PlotSeries`, the data model of ``application/vnd.ots.plot+json`` attachments
-(:class:`PlotSpec`; written by ``Evidence.plot``, drawn by reports.html). Both are pure functions: same
-input, same text out; no matplotlib, no files.
+log axis. A series is plain data handed over by the domain (anything with ``name``, ``x``, ``y`` and
+``style``: :class:`SeriesData`; the bench's is ``bench.plotdata.PlotSeries``); :class:`PlotSpec` is the
+``application/vnd.ots.plot+json`` attachment that carries them (written by ``Evidence.plot``, read back
+with :meth:`PlotSpec.from_json` and drawn by reports.html). Both are pure functions: same input, same text
+out; no files.
+
+Hand-written rather than matplotlib's SVG backend: benchmarks/bench_plots.py times both on the report's
+plots; matplotlib's import alone is several times the whole report's budget, and each plot costs ~10× more.
 
 Long traces are reduced to at most ``max_points`` points by keeping the minimum and maximum of each bucket,
 so a short inrush spike survives the reduction. Non-finite samples (NaN, ±inf) break the line.
@@ -18,14 +23,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
-from typing import Final, Literal
+from typing import Final, Protocol
 
 __all__ = [
     "PLOT_MIME",
     "PLOT_SCHEMA",
-    "PlotSeries",
     "PlotSpec",
-    "PlotStyle",
+    "Series",
+    "SeriesData",
     "line_plot",
     "nice_ticks",
     "reduce_min_max",
@@ -210,28 +215,42 @@ def line_plot(
 
 
 # --------------------------------------------------------------------------------------------------------
-# XY plots (RF spectrum with a mask, FER against input level): the data model shared by the bench
-# (fixtures.evidence.Evidence.plot writes it) and the report (reports.html draws it).
+# XY plots (RF spectrum with a mask, FER against input level): series handed over as plain data by the
+# domain, carried by the plot attachment (fixtures.evidence.Evidence.plot writes it; reports.html draws it).
 
 PLOT_MIME: Final = "application/vnd.ots.plot+json"
 PLOT_SCHEMA: Final = "ots.plot/1"
-PlotStyle = Literal["line", "markers", "limit"]
 _STYLES: Final = ("line", "markers", "limit")
 _PALETTE: Final = ("#1f5fa8", "#2e7d32", "#6a1b9a", "#ef8f00", "#00838f", "#5d4037", "#ad1457", "#455a64")
 _LIMIT_COLOUR: Final = "#c62828"
 
 
+class SeriesData(Protocol):
+    """What :func:`xy_plot` draws of a series. ``style``: ``line`` (polyline), ``markers`` (points, e.g. the
+    sensitivity point), ``limit`` (dashed red line, e.g. a spectral mask; a limit with a single point is drawn
+    as a horizontal line across the whole plot, e.g. FER = 1e-2). NaN breaks a line."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def x(self) -> Sequence[float]: ...
+
+    @property
+    def y(self) -> Sequence[float]: ...
+
+    @property
+    def style(self) -> str: ...
+
+
 @dataclass(frozen=True)
-class PlotSeries:
-    """One series of an XY plot. ``style``: ``line`` (polyline), ``markers`` (points, e.g. the sensitivity
-    point), ``limit`` (dashed red line, e.g. a spectral mask; a limit with a single point is drawn as a
-    horizontal line across the whole plot, e.g. FER = 1e-2). Values are stored as tuples of floats; NaN
-    breaks a line."""
+class Series:
+    """A series as read back from a plot attachment (:meth:`PlotSpec.from_json`): values as tuples of floats."""
 
     name: str
     x: Sequence[float]
     y: Sequence[float]
-    style: PlotStyle = "line"
+    style: str = "line"
 
     def __post_init__(self) -> None:
         if self.style not in _STYLES:
@@ -248,7 +267,7 @@ class PlotSeries:
 class PlotSpec:
     """An XY plot as stored in a ``application/vnd.ots.plot+json`` attachment."""
 
-    series: tuple[PlotSeries, ...]
+    series: tuple[SeriesData, ...]
     title: str = ""
     x_label: str = ""
     x_units: str = ""
@@ -300,7 +319,7 @@ class PlotSpec:
             if style not in _STYLES:
                 raise ValueError(f"series {k}: unknown style {style!r}")
             series.append(
-                PlotSeries(
+                Series(
                     _text(s.get("name", f"series {k + 1}")),
                     _numbers(s.get("x"), f"series {k} 'x'"),
                     _numbers(s.get("y"), f"series {k} 'y'"),
@@ -381,7 +400,7 @@ def _column(
 
 
 def xy_plot(
-    series: Sequence[PlotSeries],
+    series: Sequence[SeriesData],
     *,
     title: str = "",
     x_label: str = "",

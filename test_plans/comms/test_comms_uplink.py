@@ -8,7 +8,7 @@ Requirements: OTS-COM-030, OTS-COM-031.
 
 import pytest
 
-from reports.svgplot import PlotSeries
+from fixtures.evidence import PlotSeries
 
 pytestmark = pytest.mark.subsystem("COM")
 

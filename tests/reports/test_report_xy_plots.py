@@ -14,9 +14,10 @@ import pytest
 from journal_builder import JournalBuilder
 
 from bench.journal import Journal
+from bench.plotdata import PlotSeries
 from fixtures.evidence import Evidence
 from reports.html import PLOT_MIME, write_html_report
-from reports.svgplot import PlotSeries, PlotSpec, xy_plot
+from reports.svgplot import PlotSpec, xy_plot
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 

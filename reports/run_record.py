@@ -505,8 +505,9 @@ def read_journal(path: Path | str, *, fast: bool = True) -> RunRecord:
         return _read(path, data, fast)
 
 
-_MEASUREMENT_PREFIX: Final = b'{"kind":"measurement",'
-"""How the bench writes a measurement line (kind first, compact): such a line is decoded straight to a record."""
+_MEASUREMENT_PREFIX: Final = (b'{"kind":"measurement",', b'{"kind": "measurement", ')
+"""How a measurement line starts (kind first; compact as the bench writes it, or spaced as ``json.dumps`` does):
+such a line is decoded straight to a record."""
 _decode_measurement: Final = msgspec.json.Decoder(Measurement).decode
 _decode_any: Final = msgspec.json.Decoder().decode
 _INVALID: Final = (msgspec.DecodeError, UnicodeDecodeError, json.JSONDecodeError)

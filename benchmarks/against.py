@@ -42,14 +42,17 @@ def run(tree: Path, script: str, args: list[str]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], usage="%(prog)s REV [--rounds N] -- SCRIPT [ARGS]"
+    )
     parser.add_argument("rev", help="the earlier commit (e.g. HEAD~3, a hash)")
     parser.add_argument("--rounds", type=int, default=2, help="alternations of the two trees (default 2)")
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- SCRIPT [ARGS]: a script in benchmarks/")
-    args = parser.parse_args()
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not command:
+    argv = sys.argv[1:]
+    if "--" not in argv or argv.index("--") == len(argv) - 1:
         parser.error("give the benchmark after --, e.g. -- bench_results.py")
+    at = argv.index("--")
+    args = parser.parse_args(argv[:at])
+    command = argv[at + 1 :]
     script, script_args = command[0], command[1:]
     rev = subprocess.run(["git", "rev-parse", "--short", args.rev], cwd=ROOT, capture_output=True, text=True).stdout
     base = Path(tempfile.mkdtemp(prefix="bench-against-"))

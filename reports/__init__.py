@@ -7,12 +7,19 @@ at any time after the run, including from the journal of a run that was killed.
 
 Modules:
 
-* :mod:`reports.run_record` — ``read_journal(path) -> RunRecord``: the journal as immutable records, tolerant
-  of a killed run (truncated last line, open test, no ``run_end``) and strict about anything else
-  (``JournalError`` names file and line). Also decides the run's overall verdict: PASS / FAIL / INCOMPLETE.
-* :mod:`reports.html` — ``write_html_report(run_dir) -> Path``: the qualification test report as one
-  self-contained HTML file (inline CSS, inline SVG plots, A4 print styles; the PDF is printed from it).
-* :mod:`reports.svgplot` — ``line_plot(...)``: dependency-free SVG line plots (power-on current traces).
+* :mod:`reports.run_record` — ``read_journal(path) -> RunRecord``: the journal read once into one typed record
+  (with the cover's extras, the limits, the DUT identity, deviations, emergency stops, the DB-import outcome),
+  tolerant of a killed run (truncated last line, open test, no ``run_end``) and strict about anything else
+  (``JournalError`` names file and line). Also decides the run's overall verdict: PASS / FAIL / INCOMPLETE /
+  ABORTED. That one record feeds the report, the results database and the end-of-run summaries.
+* :mod:`reports.html` — ``build_view(record) -> ReportView`` once, ``render_html(view, for_print=...)`` for the
+  screen and for print; ``write_html_report(run_dir) -> Path``.
+* :mod:`reports.pdf` — prints the view to ``report.pdf`` (Chromium or WeasyPrint).
+* :mod:`reports.report_files` — ``write_html_and_pdf(run_dir, record=...)``: both files from one view.
+* :mod:`reports.db` — the results database (import a run record or a journal); :mod:`reports.trends` — trends
+  across runs (``query``: SQL; ``analysis``: statistics); :mod:`reports.trend_view` — the report's trend section.
+* :mod:`reports.svgplot` — ``line_plot(...)``, ``xy_plot(...)``: dependency-free SVG plots of plain data.
+* :mod:`reports.vcrm` — the verification cross-reference matrix; :mod:`reports.manifest` — SHA-256 seals.
 * :mod:`reports.formatting` — how numbers, margins, times and durations are written in every report.
 """
 

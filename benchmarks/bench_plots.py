@@ -26,10 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.plotdata import PlotSeries  # noqa: E402
-from reports.svgplot import line_plot, xy_plot  # noqa: E402
-from reports.trend_view import sparkline  # noqa: E402
-from reports.trends.analysis import TrendPoint  # noqa: E402
+from bench.plotdata import PlotSeries
+from reports.svgplot import line_plot, xy_plot
+from reports.trend_view import sparkline
+from reports.trends.analysis import TrendPoint
 
 REPORT_HTML_BUDGET_S = 2.0
 
@@ -116,7 +116,8 @@ def main() -> int:
         ("power-on trace, 2,000 samples", lambda: line_plot(trace, 5e-5, title="t", units="A"), mpl_trace, 1),
         ("spectrum 4,096 points + mask", lambda: xy_plot(spectrum, title="s"), lambda: mpl_xy(spectrum, False), 1),
         ("FER vs level, log axis", lambda: xy_plot(fer, log_y=True), lambda: mpl_xy(fer, True), 1),
-        ("trend sparklines × 200", lambda: [sparkline(points) for _ in range(200)], lambda: [mpl_spark() for _ in range(200)], 200),
+        ("trend sparklines × 200", lambda: [sparkline(points) for _ in range(200)],
+         lambda: [mpl_spark() for _ in range(200)], 200),
     ]  # fmt: skip
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"report plots: hand-written SVG vs matplotlib {matplotlib.__version__} (svg backend), best of {repeat}; "
@@ -135,7 +136,8 @@ def main() -> int:
     extra = total_mpl - total_hand + (mpl_import - bare)
     print(f"  a report with these plots: matplotlib adds {extra:.2f} s = {extra / REPORT_HTML_BUDGET_S:.2f} × the "
           f"{REPORT_HTML_BUDGET_S:g} s HTML budget of 10,000 measurements; "
-          + ("within budget" if extra < REPORT_HTML_BUDGET_S else "over budget: the hand-written SVG stays"))  # fmt: skip
+          + ("within budget" if extra < REPORT_HTML_BUDGET_S
+             else "over budget: the hand-written SVG stays"))  # fmt: skip
     return 0
 
 

@@ -45,6 +45,7 @@ from bench.link.pus import (
     HkReport,
     Pong,
     Stage,
+    VerificationReport,
     build_tc,
     decode_parameter_report,
     encode_parameter_values,
@@ -53,7 +54,6 @@ from bench.link.pus import (
     tc_ping,
     tc_report_parameters,
 )
-from bench.link.pus import Verification as VerificationReport
 from bench.predicates import Predicate, as_predicate
 from bench.waiting import AwaitTimeout
 from instruments.can_adapter import CanAdapter

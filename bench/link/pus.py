@@ -412,8 +412,9 @@ def build_tm(
 
 
 @dataclass(frozen=True, slots=True)
-class Verification:
-    """TM[1,x]: how far a telecommand got."""
+class VerificationReport:
+    """TM[1,x]: one verification report, how far a telecommand got (the bench's tracking of one telecommand
+    through all its reports is :class:`bench.satellite.Verification`)."""
 
     stage: Stage
     success: bool
@@ -455,7 +456,7 @@ class Pong:
     data: bytes = b""
 
 
-Report = Verification | HkReport | Event | Pong
+Report = VerificationReport | HkReport | Event | Pong
 
 
 def decode_report(tm: TmPacket, *, step_id_len: int = 1, failure_code_len: int = 1) -> Report | None:
@@ -480,7 +481,7 @@ def decode_report(tm: TmPacket, *, step_id_len: int = 1, failure_code_len: int =
     return None
 
 
-def _decode_verification(subtype: int, data: bytes, step_id_len: int, failure_code_len: int) -> Verification:
+def _decode_verification(subtype: int, data: bytes, step_id_len: int, failure_code_len: int) -> VerificationReport:
     success = subtype % 2 == 1
     stage = Stage((subtype + 1) // 2)
     needed = 4 + (step_id_len if stage == Stage.PROGRESS else 0) + (0 if success else failure_code_len)
@@ -493,9 +494,9 @@ def _decode_verification(subtype: int, data: bytes, step_id_len: int, failure_co
         step_id = int.from_bytes(data[offset : offset + step_id_len], "big")
         offset += step_id_len
     if success:
-        return Verification(stage, True, req, step_id)
+        return VerificationReport(stage, True, req, step_id)
     code = int.from_bytes(data[offset : offset + failure_code_len], "big")
-    return Verification(stage, False, req, step_id, code, data[offset + failure_code_len :])
+    return VerificationReport(stage, False, req, step_id, code, data[offset + failure_code_len :])
 
 
 def decode_parameter_report(tm: TmPacket, sizes: Mapping[int, int]) -> tuple[tuple[int, bytes], ...]:

@@ -32,7 +32,7 @@ from bench.link.pus import (
     Severity,
     Stage,
     TmPacket,
-    Verification,
+    VerificationReport,
     build_tc,
     build_tm,
     cds_short,
@@ -210,27 +210,27 @@ def test_verification_reports_from_spacepackets() -> None:
     notice = FailureNotice(code=PacketFieldEnum.with_byte_size(1, 5), data=b"\x01\x02")
     step = PacketFieldEnum.with_byte_size(1, 3)
     cases = [
-        (create_acceptance_success_tm(APID, tc, TS), Verification(Stage.ACCEPTANCE, True, req)),
+        (create_acceptance_success_tm(APID, tc, TS), VerificationReport(Stage.ACCEPTANCE, True, req)),
         (
             create_acceptance_failure_tm(APID, tc, notice, TS),
-            Verification(Stage.ACCEPTANCE, False, req, None, 5, b"\x01\x02"),
+            VerificationReport(Stage.ACCEPTANCE, False, req, None, 5, b"\x01\x02"),
         ),
-        (create_start_success_tm(APID, tc, TS), Verification(Stage.START, True, req)),
-        (create_step_success_tm(APID, tc, step, TS), Verification(Stage.PROGRESS, True, req, 3)),
+        (create_start_success_tm(APID, tc, TS), VerificationReport(Stage.START, True, req)),
+        (create_step_success_tm(APID, tc, step, TS), VerificationReport(Stage.PROGRESS, True, req, 3)),
         (
             create_step_failure_tm(APID, tc, step, notice, TS),
-            Verification(Stage.PROGRESS, False, req, 3, 5, b"\x01\x02"),
+            VerificationReport(Stage.PROGRESS, False, req, 3, 5, b"\x01\x02"),
         ),
-        (create_completion_success_tm(APID, tc, TS), Verification(Stage.COMPLETION, True, req)),
+        (create_completion_success_tm(APID, tc, TS), VerificationReport(Stage.COMPLETION, True, req)),
         (
             create_completion_failure_tm(APID, tc, notice, TS),
-            Verification(Stage.COMPLETION, False, req, None, 5, b"\x01\x02"),
+            VerificationReport(Stage.COMPLETION, False, req, None, 5, b"\x01\x02"),
         ),
     ]
     for tm, expected in cases:
         report = decode_report(decode_tm(bytes(tm.pack())))
         assert report == expected
-        assert isinstance(report, Verification)
+        assert isinstance(report, VerificationReport)
         assert (report.tc_apid, report.tc_seq_count) == (APID, 42)
 
 
@@ -238,7 +238,7 @@ def test_verification_wider_failure_code() -> None:
     data = struct.pack("!IHI", 0x1865C001, 0x0102, 0xDEADBEEF)
     tm = decode_tm(build_tm(1, 8, APID, data, timestamp=TS))
     report = decode_report(tm, failure_code_len=2)
-    assert report == Verification(Stage.COMPLETION, False, 0x1865C001, None, 0x0102, b"\xde\xad\xbe\xef")
+    assert report == VerificationReport(Stage.COMPLETION, False, 0x1865C001, None, 0x0102, b"\xde\xad\xbe\xef")
 
 
 def test_events_severity_from_subtype() -> None:

@@ -1,6 +1,14 @@
-"""Lifecycle of the twin process: start every service, publish the endpoint table, run, stop cleanly.
+"""Lifecycle of the twin process: build the simulated world, start every service, publish the endpoint table,
+run, stop cleanly.
 
-``SERVICES`` is the registry: one line per server (name, fixed port, how to build it from the ``World``).
+The app is the one place that wires the twin together. `build_parts` builds, in this order:
+
+1. the `World` (options, clock, seeded noise, the DUT's power, the registries: ``twin/world.py``),
+2. the CAN bus (`CanHub`) and the `Satellite` on it, its nodes' host (``twin/nodes/satellite.py``),
+3. the RF path cabled to the satellite's COMMS radio (`RfLink`, ``twin/rf_link.py``).
+
+``SERVICES`` is the registry: one line per server (name, fixed port, how to build it from those `Parts`, each
+collaborator handed to its constructor). No service looks anything up: what it is wired to, it is given.
 """
 
 from __future__ import annotations
@@ -20,17 +28,19 @@ from typing import Final, Protocol, TextIO
 
 import yaml
 
-from twin.canbus import DEFAULT_SLCAN_PORT, DEFAULT_SOCKETCAND_PORT
+from twin.canbus import DEFAULT_SLCAN_PORT, DEFAULT_SOCKETCAND_PORT, CanHub
 from twin.control import CONTROL_PORT, ControlService
 from twin.icd import DEFAULT_ICD, load_icd
+from twin.nodes.comms import CommsNode
+from twin.nodes.obc import ObcNode
 from twin.nodes.satellite import Satellite
 from twin.psu_service import PsuService, psu_port
-from twin.rf_instruments import VSA_PORT, VSG_PORT
-from twin.rf_link import analyzer_service, generator_service
+from twin.rf_instruments import VSA_PORT, VSG_PORT, AnalyzerService, GeneratorService
+from twin.rf_link import RfLink
 from twin.sidechannels import DEFAULT_CONSOLE_PORT, DEFAULT_USBISS_PORT, ConsoleService, I2cService
 from twin.world import Options, World
 
-__all__ = ["SERVICES", "Endpoint", "Service", "ServiceSpec", "run"]
+__all__ = ["SERVICES", "Endpoint", "Parts", "Service", "ServiceSpec", "build_parts", "run"]
 
 _log = logging.getLogger("twin")
 
@@ -59,24 +69,58 @@ class Service(Protocol):
 
 
 @dataclass(frozen=True)
+class Parts:
+    """The simulated world and what is built on it (`build_parts`): what the services are built from."""
+
+    world: World
+    can: CanHub  # the satellite's CAN bus, which the bench reaches through the two CAN services
+    satellite: Satellite
+    rf: RfLink
+    # A service whose endpoint record changed while running (a re-plugged USB-ISS has a new pty) calls this:
+    # the app rewrites the endpoints file.
+    republish: Callable[[], None]
+
+
+def build_parts(options: Options, *, republish: Callable[[], None] = lambda: None) -> Parts:
+    """World, CAN bus, satellite, RF path, in this order (``OSError``, ``ValueError``… for a bad ICD).
+
+    Building registers what each part contributes to the world (tickers, state, faults, commands) in the
+    same order; the satellite joins its CAN bus later, in the event loop (`Satellite.attach`)."""
+    world = World(options)
+    icd = load_icd(options.icd or DEFAULT_ICD)
+    can = CanHub()
+    satellite = Satellite(world, icd, can=can, csp_version=options.csp_version, cfp_version=options.cfp_version)
+    rf = RfLink(world, satellite.node("COMMS", CommsNode))
+    return Parts(world, can, satellite, rf, republish)
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     name: str
     fixed_port: Callable[[Options], int]
-    build: Callable[[World], Service]
+    build: Callable[[Parts], Service]
 
 
 SERVICES: Final[tuple[ServiceSpec, ...]] = (
-    ServiceSpec("psu", lambda options: psu_port(options.psu_dialect), PsuService),
-    ServiceSpec("control", lambda options: CONTROL_PORT, ControlService),
-    # One simulated CAN bus (the world's hub) served two ways; the satellite's nodes are attached to it.
-    ServiceSpec("can_socketcand", lambda options: DEFAULT_SOCKETCAND_PORT, lambda w: w.can.service("socketcand")),
-    ServiceSpec("can_slcan", lambda options: DEFAULT_SLCAN_PORT, lambda w: w.can.service("slcan")),
+    ServiceSpec("psu", lambda options: psu_port(options.psu_dialect), lambda p: PsuService(p.world)),
+    ServiceSpec("control", lambda options: CONTROL_PORT, lambda p: ControlService(p.world)),
+    # The satellite's one CAN bus served two ways; its nodes are attached to it.
+    ServiceSpec("can_socketcand", lambda options: DEFAULT_SOCKETCAND_PORT, lambda p: p.can.service("socketcand")),
+    ServiceSpec("can_slcan", lambda options: DEFAULT_SLCAN_PORT, lambda p: p.can.service("slcan")),
     # Side channels, coupled to the satellite's nodes (twin/sidechannels.py); each also serves a pty.
-    ServiceSpec("i2c", lambda options: DEFAULT_USBISS_PORT, I2cService),
-    ServiceSpec("console", lambda options: DEFAULT_CONSOLE_PORT, ConsoleService),
+    ServiceSpec(
+        "i2c",
+        lambda options: DEFAULT_USBISS_PORT,
+        lambda p: I2cService(p.world, p.satellite, republish=p.republish),
+    ),
+    ServiceSpec(
+        "console",
+        lambda options: DEFAULT_CONSOLE_PORT,
+        lambda p: ConsoleService(p.world, p.satellite.node("OBC", ObcNode)),
+    ),
     # The RF front end, cabled to the COMMS radio through the modelled path (twin/rf_link.py).
-    ServiceSpec("vsa", lambda options: VSA_PORT, analyzer_service),
-    ServiceSpec("vsg", lambda options: VSG_PORT, generator_service),
+    ServiceSpec("vsa", lambda options: VSA_PORT, lambda p: AnalyzerService(p.rf)),
+    ServiceSpec("vsg", lambda options: VSG_PORT, lambda p: GeneratorService(p.rf.on_emission, clock=p.world.clock)),
 )
 
 
@@ -201,10 +245,10 @@ def _endpoint(name: str, service: Service, host: str, port: int) -> Endpoint:
     return Endpoint(name, service.kind, host, port, service.description, service.visa, extra)
 
 
-async def _start(world: World, services: list[Service], options: Options) -> list[Endpoint]:
+async def _start(parts: Parts, services: list[Service], options: Options) -> list[Endpoint]:
     endpoints: list[Endpoint] = []
     for spec in SERVICES:
-        service = spec.build(world)
+        service = spec.build(parts)
         port = 0 if options.ports == "auto" else spec.fixed_port(options)
         try:
             bound = await service.start(options.host, port)
@@ -233,34 +277,33 @@ async def run(options: Options, *, out: TextIO | None = None) -> int:
             _log.error("parent process %d is not running; not starting", options.parent_pid)
             return 1
 
-    world = World(options)
+    published: list[tuple[Endpoint, Service]] = []  # filled once the endpoints file is written
+
+    def republish() -> None:
+        if options.endpoints_file is not None and published:
+            current = [_endpoint(e.name, s, e.host, e.port) for e, s in published]
+            write_endpoints_file(options.endpoints_file, current)
+
     try:
-        icd = load_icd(options.icd or DEFAULT_ICD)
-        satellite = Satellite(world, icd, csp_version=options.csp_version, cfp_version=options.cfp_version)
+        parts = build_parts(options, republish=republish)
     except (OSError, ValueError, KeyError, yaml.YAMLError) as exc:
         print(f"twin: cannot build the satellite: {exc}", file=sys.stderr, flush=True)
         return 1
-    satellite.attach()
-    world.satellite = satellite
+    parts.satellite.attach()
+    world = parts.world
     services: list[Service] = []
     tasks: list[asyncio.Task[None]] = []
     written = False
     try:
         try:
-            endpoints = await _start(world, services, options)
+            endpoints = await _start(parts, services, options)
         except StartupError as exc:
             print(f"twin: {exc}", file=sys.stderr, flush=True)
             return 1
         if options.endpoints_file is not None:
             write_endpoints_file(options.endpoints_file, endpoints)
             written = True
-            endpoints_file = options.endpoints_file
-
-            def republish() -> None:
-                current = [_endpoint(e.name, s, e.host, e.port) for e, s in zip(endpoints, services, strict=True)]
-                write_endpoints_file(endpoints_file, current)
-
-            world.republish = republish
+            published.extend(zip(endpoints, services, strict=True))
         for line in endpoint_lines(endpoints):
             print(line, file=out)
         print("twin ready", file=out, flush=True)

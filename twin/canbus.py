@@ -50,11 +50,11 @@ Threading
 
 Registering in the twin app
     Stand-alone: ``hub = CanHub(); await hub.start(host, 29536, 29537)`` (0: free ports), ``hub.endpoints()``,
-    ``await hub.close()``. As the app's per-port services, with the hub kept where both can reach it (e.g. a
-    ``can: CanHub`` field on the world, which the simulated satellite nodes will `attach` to as well)::
+    ``await hub.close()``. As the app's per-port services: the app builds one hub, hands it to the satellite (whose
+    nodes `attach` to it) and serves it twice (``twin/app.py``)::
 
-        ServiceSpec("can_socketcand", lambda o: DEFAULT_SOCKETCAND_PORT, lambda w: w.can.service("socketcand")),
-        ServiceSpec("can_slcan", lambda o: DEFAULT_SLCAN_PORT, lambda w: w.can.service("slcan")),
+        ServiceSpec("can_socketcand", lambda o: DEFAULT_SOCKETCAND_PORT, lambda p: p.can.service("socketcand")),
+        ServiceSpec("can_slcan", lambda o: DEFAULT_SLCAN_PORT, lambda p: p.can.service("slcan")),
 """
 
 from __future__ import annotations

@@ -30,19 +30,17 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
 from twin import uhf_modem
-from twin.rf_instruments import AnalyzerService, CaptureRequest, Emission, GeneratorService
+from twin.nodes.comms import Burst, CommsNode
+from twin.rf_instruments import CaptureRequest, Emission
 from twin.world import Fault, World
 
-if TYPE_CHECKING:
-    from twin.nodes.comms import Burst, CommsNode
-
-__all__ = ["RfLink", "analyzer_service", "generator_service", "rf_link"]
+__all__ = ["RfLink"]
 
 _log = logging.getLogger(__name__)
 
@@ -83,15 +81,17 @@ class _Playout:
 
 
 class RfLink:
-    """Couples the analyzer and generator services to the COMMS radio through the modelled path."""
+    """Couples the analyzer and generator services to the COMMS radio through the modelled path.
 
-    def __init__(self, world: World) -> None:
-        if world.satellite is None:
-            raise RuntimeError("the RF link needs the simulated satellite")
+    Built by the app from the world and the satellite's COMMS node; the analyzer service takes it as its IQ
+    source, the generator service hands it every change of what it radiates (`on_emission`).
+    """
+
+    def __init__(self, world: World, comms: CommsNode) -> None:
         self.world = world
         self.clock = world.clock
-        self.comms: CommsNode = world.satellite.nodes["COMMS"]  # type: ignore[assignment]
-        self.radio = world.satellite.icd.radio
+        self.comms = comms
+        self.radio = comms.radio
         self.path_loss_db = PATH_LOSS_DB
         self.disconnected = False
         self.attenuator_missing = False
@@ -292,19 +292,3 @@ class RfLink:
             lambda on: {},
             apply_request=set_attenuator_missing,
         )
-
-
-def rf_link(world: World) -> RfLink:
-    """The world's one RF link (built by whichever RF service is built first)."""
-    if world.rf is None:
-        world.rf = RfLink(world)
-    assert isinstance(world.rf, RfLink)
-    return world.rf
-
-
-def analyzer_service(world: World) -> AnalyzerService:
-    return AnalyzerService(rf_link(world))
-
-
-def generator_service(world: World) -> GeneratorService:
-    return GeneratorService(rf_link(world).on_emission, clock=world.clock)

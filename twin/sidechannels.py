@@ -1,7 +1,7 @@
 """The side channels of the satellite, coupled to the same simulated state the CAN nodes report.
 
-Two services of the twin process (``SERVICES`` in `twin.app`), each built from the `World` once the
-`Satellite` is attached to it:
+Two services of the twin process (``SERVICES`` in `twin.app`), each built by the app from the `World` and the
+part of the satellite it is wired to (the `Satellite` for the I2C bus, the OBC node for its debug UART):
 
 ``i2c`` — `I2cService`
     The Devantech USB-ISS adapter (`twin.usbiss`) on TCP (fixed port 29540) and on a pty, with the satellite's
@@ -56,7 +56,7 @@ from twin.eps_i2c import (
     EpsI2CDevice,
     Tmp100Device,
 )
-from twin.nodes.base import FIRMWARE, FIRMWARE_DATE, FIRMWARE_TIME, Node
+from twin.nodes.base import FIRMWARE, FIRMWARE_DATE, FIRMWARE_TIME
 from twin.nodes.eps import CHANNELS, EpsNode
 from twin.nodes.obc import MODES, RESET_CAUSES, ObcNode
 from twin.nodes.satellite import Satellite
@@ -80,16 +80,6 @@ _P31U_OUTPUTS: Final = 8
 _P31U_MONITORED: Final = 6  # curout[] and latchup[] cover channels 0..5
 _PROTECTED: Final = frozenset(i for i, name in enumerate(P31U_CHANNELS) if name not in EpsNode.SWITCHABLE)
 _SUBSYSTEM_ALIASES: Final = {"COMMS": "UHF"}
-
-
-def _satellite(world: World) -> Satellite:
-    if world.satellite is None:
-        raise RuntimeError("the side channels need the satellite: attach it to the world first")
-    return world.satellite
-
-
-def _node(sat: Satellite, name: str) -> Node:
-    return sat.nodes[name]
 
 
 def _bool(request: dict[str, object], key: str = "on") -> bool:
@@ -154,12 +144,13 @@ class I2cService:
     visa = False
     description = "Devantech USB-ISS I2C adapter (EPS P31u at 0x02, TMP100 at 0x48)"
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, satellite: Satellite, *, republish: Callable[[], None]) -> None:
+        """``republish``: called when the endpoint record changed while running (a re-plugged USB-ISS has a new
+        pty), so that the app rewrites the endpoints file."""
         self.world = world
-        sat = _satellite(world)
-        eps = _node(sat, "EPS")
-        assert isinstance(eps, EpsNode)
-        self.sat, self.eps = sat, eps
+        self.sat = satellite
+        self.eps = satellite.node("EPS", EpsNode)
+        self._republish = republish
         self._scheduled: list[_Scheduled] = []
         self.device = _P31u(
             housekeeping=self._housekeeping,
@@ -282,7 +273,7 @@ class I2cService:
 
         async def replug(request: dict[str, object]) -> dict[str, object]:
             await self.iss.replug()
-            self.world.republish()
+            self._republish()
             return {"plugged": True, "url": self.iss.url, "pty": self.iss.pty_path}
 
         def nack(request: dict[str, object]) -> dict[str, object]:
@@ -325,11 +316,8 @@ class ConsoleService:
     visa = False
     description = "OTS-SAT OBC debug UART, 115200 8N1 (boot log, maintenance shell)"
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, obc: ObcNode) -> None:
         self.world = world
-        sat = _satellite(world)
-        obc = _node(sat, "OBC")
-        assert isinstance(obc, ObcNode)
         self.obc = obc
         self._c = _ConsoleCoupling()
         self.console = ObcConsole(

@@ -1,8 +1,17 @@
-"""The simulated world the twin's servers share: options, clock, noise streams, the DUT, faults, state.
+"""What the twin's simulated world shares: options, clock, seeded noise, the DUT's power, and the registries.
 
-Services (the PSU server, later CAN/I2C/RF servers) receive the ``World`` when they are built and register
-what they contribute: a ticker (called every 5 ms), a state provider for the control endpoint, faults that
-can be injected, and — for the service that owns the simulation timeline — ``apply``.
+The world holds only what is world-wide. The satellite, its CAN bus, the RF path and the servers are built by
+the app (``twin/app.py``), in order, and handed to whoever needs them through their constructors; nothing is
+looked up here. What each part contributes to the whole it registers when it is built:
+
+* a ticker (called every 5 ms, in registration order),
+* a state provider for the control endpoint's ``{"cmd": "state"}``,
+* faults that can be injected, and extra control commands,
+* and — for the supply, which integrates the DUT's power in time — ``apply``: how a change to the DUT is made
+  at the present instant of that timeline (before a supply exists: at once, at the clock's now).
+
+The DUT's power state (``dut``, the umbilical's load) is world-wide physics: the supply feeds it, the satellite's
+EPS switches its loads, the side channels see it powered, the control endpoint reports and switches it.
 """
 
 from __future__ import annotations
@@ -12,17 +21,16 @@ import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 
-from twin.canbus import CanHub
 from twin.power_model import SatellitePowerModel
 
-if TYPE_CHECKING:
-    from twin.nodes.satellite import Satellite
+__all__ = ["Apply", "Fault", "Options", "World"]
 
-__all__ = ["Fault", "Options", "World"]
+# Runs a change to the world (given the instant it happens at) at the present instant of the DUT's timeline.
+Apply = Callable[[Callable[[float], None]], None]
 
 
 @dataclass(frozen=True)
@@ -58,7 +66,7 @@ class Fault:
     apply_async: Callable[[dict[str, object]], Awaitable[dict[str, object]]] | None = None
 
 
-def _apply_now(clock: Callable[[], float]) -> Callable[[Callable[[float], None]], None]:
+def _apply_now(clock: Callable[[], float]) -> Apply:
     def apply(change: Callable[[float], None]) -> None:
         change(clock())
 
@@ -75,21 +83,11 @@ class World:
     tickers: list[Callable[[], object]] = field(default_factory=list)
     # Extra control-endpoint commands ({"cmd": name, ...} → reply fields; ValueError refuses).
     commands: dict[str, Callable[[dict[str, object]], dict[str, object]]] = field(default_factory=dict)
-    can: CanHub = field(default_factory=CanHub)
-    apply: Callable[[Callable[[float], None]], None] | None = None
-    # The simulated satellite (CAN nodes), set by the app before the services are built: the side channels
-    # (I2C, console) couple to its nodes.
-    satellite: Satellite | None = None
-    # Called by a service whose endpoint record changed while running (a re-plugged USB-ISS has a new pty):
-    # the app rewrites the endpoints file.
-    republish: Callable[[], None] = lambda: None
-    # The RF path between the COMMS radio and the analyzer/generator services (twin/rf_link.py), built by
-    # the first RF service.
-    rf: object | None = None
+    # The DUT's timeline: at once until the supply, which owns it, replaces it (twin/psu_service.py).
+    apply: Apply = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.apply is None:
-            self.apply = _apply_now(self.clock)
+        self.apply = _apply_now(self.clock)
         self.state.setdefault("dut", lambda: self.dut.snapshot(self.clock()))
 
     def rng(self, stream: str) -> np.random.Generator:
@@ -98,7 +96,6 @@ class World:
 
     def run_at_now(self, change: Callable[[float], None]) -> None:
         """Apply a change to the simulated world at the present instant of its timeline."""
-        assert self.apply is not None
         self.apply(change)
 
     def tick(self) -> None:

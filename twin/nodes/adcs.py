@@ -18,7 +18,7 @@ TUMBLE_DEG_S: Final = (2.1, -1.4, 0.7)  # body rates after separation
 
 class AdcsNode(Node):
     def __post_init__(self) -> None:
-        self._rng = self.sat.world.rng(f"node.{self.name}")
+        self._rng = self.host.rng(f"node.{self.name}")
         self.mode = 0
         self.target = [0.0, 0.0, 0.0]
         self.speed = [0.0, 0.0, 0.0]
@@ -32,7 +32,7 @@ class AdcsNode(Node):
         self._control_since = None
 
     def wheels_powered(self) -> bool:
-        return bool(self.sat.world.dut.loads.get("adcs_wheels", False))
+        return bool(self.host.loads.get("adcs_wheels", False))
 
     def tick(self, t: float) -> None:
         super().tick(t)
@@ -47,7 +47,7 @@ class AdcsNode(Node):
 
     def hk_values(self, sid: int) -> dict[str, Value]:
         noise = self._rng.normal
-        phase = 2 * math.pi * (self.sat.unix_time() % ORBIT_S) / ORBIT_S
+        phase = 2 * math.pi * (self.host.unix_time() % ORBIT_S) / ORBIT_S
         # Dipole-like along the orbit: |B| from ~25 µT (equator) to ~52 µT (poles), its direction turning with
         # the orbit — never outside the 20–65 µT a LEO magnetometer must read, whatever the wall-clock phase.
         magnitude = 25_000 + 27_000 * math.sin(phase) ** 2
@@ -62,7 +62,7 @@ class AdcsNode(Node):
             values[f"MAG_{axis}"] = field[index] + float(noise(0.0, 50.0))
             values[f"GYRO_{axis}"] = TUMBLE_DEG_S[index] * damping + float(noise(0.0, 0.02))
             values[f"WHEEL_{axis}"] = self.speed[index] + (float(noise(0.0, 2.0)) if self.speed[index] else 0.0)
-        v = self.sat.world.dut.bus_voltage
+        v = self.host.bus_voltage
         values["IADCS"] = (1.2 / max(v, 2.5) + float(noise(0.0, 0.002))) if self.wheels_powered() else 0.0
         return values
 

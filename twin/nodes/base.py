@@ -8,23 +8,26 @@ periodic housekeeping disabled.
 CSP: every node answers the reserved ports (CMP ident/if-stats/clock, ping, ps, memfree, reboot, buf_free,
 uptime) and takes PUS TCs on the ICD's ``pus_port``. PUS: S1 verification, S3 housekeeping, S5 events, S8
 function commands, S9 time, S17 test, S20 parameters — layouts in ``docs/icd.md``.
+
+A node knows its host only through `NodeHost`: the clock, the ICD, seeded noise, the CAN link (``transmit``),
+the satellite's on-board time, the power model's switched loads and bus, and its sibling nodes. The satellite
+(`twin.nodes.satellite.Satellite`) is that host in the twin; a test may give a node any other.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import Final, Protocol
+
+import numpy as np
 
 from twin import csp
 from twin.icd import Command, Icd, IcdNode, Parameter
 from twin.pus import ACK_ACCEPTANCE, ACK_COMPLETION, ACK_START, Failure, TcHeader, build_tm, malform, parse_tc_header
 
-if TYPE_CHECKING:
-    from twin.nodes.satellite import Satellite
-
-__all__ = ["Deferred", "Node", "Reject"]
+__all__ = ["Deferred", "Node", "NodeHost", "Reject"]
 
 FIRMWARE: Final = "v1.4.2"
 FIRMWARE_DATE: Final = "Nov 12 2026"
@@ -92,11 +95,66 @@ class _Pending:
     deferred: Deferred
 
 
+class NodeHost(Protocol):
+    """What a node needs from the satellite it is part of (and nothing more)."""
+
+    @property
+    def icd(self) -> Icd: ...
+
+    @property
+    def csp_version(self) -> int: ...
+
+    def clock(self) -> float:
+        """The simulation's clock (monotonic seconds): uptime, HK periods, deferred completions."""
+        ...
+
+    def rng(self, stream: str) -> np.random.Generator:
+        """A seeded noise generator of its own for ``stream`` (nodes use ``node.<NAME>``)."""
+        ...
+
+    def transmit(self, node: Node, packet: csp.CspPacket) -> None:
+        """Put ``node``'s packet on the CAN bus (its CFP frames, with the node's link faults applied)."""
+        ...
+
+    # -- on-board time (one for the whole satellite) --
+
+    def unix_time(self) -> float: ...
+
+    def set_time(self, unix: float) -> None: ...
+
+    def stamp(self) -> bytes:
+        """The on-board time now as a PUS CDS time stamp."""
+        ...
+
+    # -- power: the power model's switched loads and main bus --
+
+    @property
+    def loads(self) -> Mapping[str, bool]:
+        """Which switched loads (``adcs_wheels``, ``payload``, ``uhf_tx``, ``heaters``) are on."""
+        ...
+
+    def set_load(self, name: str, on: bool) -> bool:
+        """Switch a load; False if refused (the EPS is locked out)."""
+        ...
+
+    @property
+    def bus_voltage(self) -> float: ...
+
+    def bus_power_w(self, t: float) -> float:
+        """Power the main bus delivers to the loads at ``t`` (0 while locked out)."""
+        ...
+
+    # -- the other nodes (the COMMS beacon reports their housekeeping) --
+
+    @property
+    def nodes(self) -> Mapping[str, Node]: ...
+
+
 @dataclass
 class Node:
     """One node. Subclasses add behaviour through `reset`, `tick`, `hk_values` and `execute`."""
 
-    sat: Satellite
+    host: NodeHost
     icd_node: IcdNode
     alive: bool = False
     booted_at: float = 0.0
@@ -131,10 +189,10 @@ class Node:
 
     @property
     def icd(self) -> Icd:
-        return self.sat.icd
+        return self.host.icd
 
     def now(self) -> float:
-        return self.sat.clock()
+        return self.host.clock()
 
     def uptime(self, t: float | None = None) -> float:
         return max(0.0, (self.now() if t is None else t) - self.booted_at) if self.alive else 0.0
@@ -218,7 +276,7 @@ class Node:
 
     def on_packet(self, packet: csp.CspPacket) -> None:
         self.counters.csp_rx += 1
-        data = csp.strip_crc(packet, self.sat.csp_version)
+        data = csp.strip_crc(packet, self.host.csp_version)
         if data is None:
             self.counters.csp_crc_errors += 1  # libcsp drops it silently
             return
@@ -261,8 +319,8 @@ class Node:
         elif code == csp.CMP_CLOCK and len(data) >= 10:
             tv_sec, tv_nsec = struct.unpack(">II", data[2:10])
             if tv_sec:
-                self.sat.set_time(tv_sec + tv_nsec / 1e9)
-            now = self.sat.unix_time()
+                self.host.set_time(tv_sec + tv_nsec / 1e9)
+            now = self.host.unix_time()
             reply(csp.cmp_clock_reply(int(now), int(now % 1 * 1e9)))
 
     def task_list(self) -> str:
@@ -284,14 +342,14 @@ class Node:
             self.faults.crc_error -= 1
         if crc or corrupt:
             header, payload = csp.append_crc(header, payload, corrupt=corrupt)
-        self.sat.transmit(self, csp.CspPacket(header, payload))
+        self.host.transmit(self, csp.CspPacket(header, payload))
         self.counters.csp_tx += 1
 
     # -- PUS -------------------------------------------------------------------------------------------------
 
     def send_tm(self, service: int, subtype: int, data: bytes, dst: int | None = None) -> None:
         raw = build_tm(
-            self.icd_node.apid, service, subtype, data, seq=self._tm_seq, counter=self._counter, stamp=self.sat.stamp()
+            self.icd_node.apid, service, subtype, data, seq=self._tm_seq, counter=self._counter, stamp=self.host.stamp()
         )
         self._tm_seq += 1
         self._counter += 1
@@ -322,7 +380,7 @@ class Node:
         self.send_tm(3, 25, data, dst)
 
     def send_time_report(self, dst: int | None = None) -> None:
-        self.send_tm(9, 3, bytes((self._time_exponent,)) + self.sat.stamp(), dst)
+        self.send_tm(9, 3, bytes((self._time_exponent,)) + self.host.stamp(), dst)
 
     def _verify(self, subtype: int, header: TcHeader, reply_to: int, failure: Failure | None = None) -> None:
         data = header.request_id + (bytes((failure,)) if failure is not None else b"")
@@ -409,7 +467,7 @@ class Node:
 
     def _set_obt(self, stamp: bytes) -> None:
         days, ms = struct.unpack(">HI", stamp[1:7])
-        self.sat.set_time((days - 4383) * 86400 + ms / 1000)  # 4383 days from 1958-01-01 to 1970-01-01
+        self.host.set_time((days - 4383) * 86400 + ms / 1000)  # 4383 days from 1958-01-01 to 1970-01-01
 
     def _accept_function(self, data: bytes) -> Execution:
         if len(data) < 4:

@@ -59,8 +59,8 @@ def _format(value: Value, scale: float) -> str:
 
 class CommsNode(Node):
     def __post_init__(self) -> None:
-        self._rng = self.sat.world.rng(f"node.{self.name}")
-        self.radio = self.sat.icd.radio
+        self._rng = self.host.rng(f"node.{self.name}")
+        self.radio = self.icd.radio
         self.frequency_error_hz = float(np.clip(self._rng.normal(0.0, CRYSTAL_SIGMA_HZ), -800.0, 800.0))
         self.bursts: deque[Burst] = deque(maxlen=16)
         # Faults (control endpoint, twin/rf_link.py): a dead PA keys nothing; a pulled crystal moves the carrier.
@@ -94,7 +94,7 @@ class CommsNode(Node):
         cache: dict[str, dict[str, Value]] = {}
         for mnemonic in self.radio.beacon_fields:
             node_name, _, field_name = mnemonic.partition(".")
-            node = self.sat.nodes[node_name]
+            node = self.host.nodes[node_name]
             if node_name not in cache:
                 cache[node_name] = {}
                 for structure in node.icd_node.housekeeping:
@@ -119,14 +119,14 @@ class CommsNode(Node):
             power = self.tx_dbm + PA_GAIN_OFFSET_DB + float(self._rng.normal(0.0, 0.03))
             self.bursts.append(Burst(t, bits, duration, power, self.carrier_hz(), info))
         self._tx_until = t + duration
-        self.sat.set_load("uhf_tx", True)
+        self.host.set_load("uhf_tx", True)
         self.emit("BEACON_SENT", self.beacons)
 
     def tick(self, t: float) -> None:
         super().tick(t)
         if self._tx_until is not None and t >= self._tx_until:
             self._tx_until = None
-            self.sat.set_load("uhf_tx", False)
+            self.host.set_load("uhf_tx", False)
         if self.beacon_enabled and t >= self._next_beacon and self._tx_until is None:
             self._next_beacon = t + self.period_s
             self._transmit_beacon(t)
@@ -144,15 +144,15 @@ class CommsNode(Node):
             self.rx_rejected += 1
             return
         self.rx_frames += 1
-        size = csp.CspHeader.size(self.sat.csp_version)
+        size = csp.CspHeader.size(self.host.csp_version)
         if len(parsed.info) < size:
             return
-        packet = csp.CspPacket(csp.CspHeader.unpack(parsed.info[:size], self.sat.csp_version), parsed.info[size:])
+        packet = csp.CspPacket(csp.CspHeader.unpack(parsed.info[:size], self.host.csp_version), parsed.info[size:])
         # The radio is a CSP router: its own packets are handled here, the rest go onto the CAN bus unchanged.
         if packet.header.dst == self.address:
             self.on_packet(packet)
         else:
-            self.sat.transmit(self, packet)
+            self.host.transmit(self, packet)
 
     # -- PUS -------------------------------------------------------------------------------------------------
 

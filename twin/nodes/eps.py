@@ -24,7 +24,7 @@ class EpsNode(Node):
         # Latch-up counters live in the EPS's FRAM: they survive reboots, only a TC clears them.
         self.latchups: dict[str, int] = dict.fromkeys(CHANNELS, 0)
         self._uv_armed = True
-        self._rng = self.sat.world.rng(f"node.{self.name}")
+        self._rng = self.host.rng(f"node.{self.name}")
         self._heat = 0.0  # battery heater warming, degC above ambient
 
     def reset(self, t: float) -> None:
@@ -33,20 +33,18 @@ class EpsNode(Node):
     def output_on(self, channel: str) -> bool:
         if channel in ALWAYS_ON_W:
             return True
-        return bool(self.sat.world.dut.loads.get(self.SWITCHABLE[channel], False))
+        return bool(self.host.loads.get(self.SWITCHABLE[channel], False))
 
     def output_power_w(self, channel: str) -> float:
-        loads = self.sat.world.dut.loads
+        loads = self.host.loads
         if channel in ALWAYS_ON_W:
             tx = SWITCHABLE_LOADS_W["uhf_tx"] if channel == "COMMS" and loads.get("uhf_tx") else 0.0
             return ALWAYS_ON_W[channel] + tx
         return SWITCHABLE_LOADS_W[self.SWITCHABLE[channel]] if self.output_on(channel) else 0.0
 
     def bus(self) -> tuple[float, float]:
-        dut = self.sat.world.dut
-        v = dut.bus_voltage
-        power = dut.power(self.now()) or 0.0
-        return v, power / max(v, 2.5)
+        v = self.host.bus_voltage
+        return v, self.host.bus_power_w(self.now()) / max(v, 2.5)
 
     def tick(self, t: float) -> None:
         super().tick(t)
@@ -85,7 +83,7 @@ class EpsNode(Node):
         if channel in ALWAYS_ON_W:
             return None if on else Failure.EXECUTION_FAILED  # protected: the EPS keeps OBC and radio on
         before = self.output_on(channel)
-        if not self.sat.set_load(self.SWITCHABLE[channel], on):
+        if not self.host.set_load(self.SWITCHABLE[channel], on):
             return Failure.EXECUTION_FAILED
         if before != on:
             self.emit("OUTPUT_CHANGED", CHANNELS.index(channel), on)
@@ -94,7 +92,7 @@ class EpsNode(Node):
     def latchup(self, channel: str) -> bool:
         if channel not in self.SWITCHABLE or not self.alive:
             return False
-        self.sat.set_load(self.SWITCHABLE[channel], False)
+        self.host.set_load(self.SWITCHABLE[channel], False)
         self.latchups[channel] += 1
         self.emit("LATCHUP", CHANNELS.index(channel))
         return True

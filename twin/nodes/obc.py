@@ -17,7 +17,7 @@ RESET_CAUSES: Final = {"power_on": 0, "brownout": 1, "watchdog": 2, "command": 3
 class ObcNode(Node):
     def __post_init__(self) -> None:
         self.mode = 1
-        self._rng = self.sat.world.rng(f"node.{self.name}")
+        self._rng = self.host.rng(f"node.{self.name}")
 
     def reset(self, t: float) -> None:
         # After a brownout or watchdog the flight software starts in SAFE; after a clean start, NOMINAL.
@@ -43,12 +43,12 @@ class ObcNode(Node):
             "RESET_CAUSE": RESET_CAUSES.get(self.reset_cause, 0),
             "CPU_LOAD": self.cpu_load_pct(),
             "FREE_MEM": self.free_memory(),
-            "OBT": int(self.sat.unix_time()),
+            "OBT": int(self.host.unix_time()),
         }
 
     def set_mode(self, new: int) -> bool:
         """Change the satellite mode (OBC.SET_MODE over CAN, ``mode set`` on the debug console); False if refused."""
-        if new not in MODES or (new == 2 and not self.sat.world.dut.loads.get("payload", False)):
+        if new not in MODES or (new == 2 and not self.host.loads.get("payload", False)):
             return False  # PAYLOAD mode needs the imager powered
         if new != self.mode:
             old, self.mode = self.mode, new

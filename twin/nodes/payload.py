@@ -17,7 +17,7 @@ REASON_IMAGER_OFF, REASON_POWER_LOST = 1, 2
 
 class PayloadNode(Node):
     def __post_init__(self) -> None:
-        self._rng = self.sat.world.rng(f"node.{self.name}")
+        self._rng = self.host.rng(f"node.{self.name}")
         self.captures = 0
         self.last_status = STATUS_NONE
         self.storage_kib = 0  # on flash: survives reboots
@@ -27,7 +27,7 @@ class PayloadNode(Node):
         self.last_status = STATUS_NONE
 
     def imager_on(self) -> bool:
-        return bool(self.sat.world.dut.loads.get("payload", False))
+        return bool(self.host.loads.get("payload", False))
 
     def hk_values(self, sid: int) -> dict[str, Value]:
         return {
@@ -45,7 +45,7 @@ class PayloadNode(Node):
 
     def execute(self, command: Command, args: dict[str, Value]) -> Failure | Deferred | None:
         if command.name == "POWER":
-            return None if self.sat.set_load("payload", bool(args["on"])) else Failure.EXECUTION_FAILED
+            return None if self.host.set_load("payload", bool(args["on"])) else Failure.EXECUTION_FAILED
         if command.name == "CAPTURE":
             exposure_ms = int(args["exposure_ms"])
             if not self.imager_on():

@@ -1,5 +1,9 @@
 """The simulated satellite on the CAN bus: five nodes, their CFP link, their coupling to the power model, faults.
 
+The satellite is its nodes' `NodeHost`: it gives them the world's clock and seeded noise, the ICD, one on-board
+time, the CAN link and the power model's loads and bus. It is built by the app (``twin/app.py``) from the world
+and the CAN bus it sits on, and handed to the services that couple to its nodes.
+
 Each node is an in-process port of the twin's `CanHub`. A node's packet goes out as its CFP frames back to back
 (`NodePort.send_nowait` in one synchronous loop, libcsp's rule: frames of one packet are never interleaved with
 that node's other traffic). Nodes are silent unless the power model says the satellite is powered and booted.
@@ -24,12 +28,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Final
+from typing import Final, TypeVar
+
+import numpy as np
 
 from twin import csp
-from twin.canbus import CanErrorClass, CanFrame, NodePort
+from twin.canbus import CanErrorClass, CanFrame, CanHub, NodePort
 from twin.icd import Icd
 from twin.nodes.adcs import AdcsNode
 from twin.nodes.base import Node
@@ -38,10 +44,7 @@ from twin.nodes.eps import EpsNode
 from twin.nodes.obc import ObcNode
 from twin.nodes.payload import PayloadNode
 from twin.pus import cds_now
-from twin.world import Fault
-
-if TYPE_CHECKING:
-    from twin.world import World
+from twin.world import Fault, World
 
 __all__ = ["NODE_CLASSES", "Satellite"]
 
@@ -58,6 +61,8 @@ BABBLE_FRAMES_PER_TICK: Final = 30  # every 5 ms: ~6000 frames/s, most of a 1 Mb
 BABBLE_MAX_S: Final = 10.0
 BUS_OFF_MAX_S: Final = 30.0
 
+N = TypeVar("N", bound=Node)
+
 
 Request = Callable[[dict[str, object]], dict[str, object]]
 
@@ -67,9 +72,20 @@ class FaultRefused(ValueError):
 
 
 class Satellite:
-    def __init__(self, world: World, icd: Icd, *, csp_version: int | None = None, cfp_version: int | None = None):
+    """The nodes of ``icd`` on the CAN bus ``can`` (a bus of its own if none is given: a satellite alone)."""
+
+    def __init__(
+        self,
+        world: World,
+        icd: Icd,
+        *,
+        can: CanHub | None = None,
+        csp_version: int | None = None,
+        cfp_version: int | None = None,
+    ):
         self.world = world
         self.icd = icd
+        self.can = can if can is not None else CanHub()
         # Giving one of the two selects the other: CFP v1 carries v1 headers, CFP v2 v2 headers.
         self.csp_version = csp_version or cfp_version or icd.csp_version
         self.cfp_version = cfp_version or csp_version or icd.cfp_version
@@ -79,7 +95,7 @@ class Satellite:
         self._time_offset = 0.0
         self.nodes: dict[str, Node] = {}
         for name, entry in icd.nodes.items():
-            node = NODE_CLASSES[name](sat=self, icd_node=entry)
+            node = NODE_CLASSES[name](host=self, icd_node=entry)
             node.reassembler = csp.CfpReassembler(self.csp_version, entry.address, self.clock)
             self.nodes[name] = node
         self._ports: dict[str, NodePort] = {}
@@ -95,7 +111,14 @@ class Satellite:
     def attach(self) -> None:
         """Join the CAN bus (call from the event loop the hub runs in)."""
         for name, node in self.nodes.items():
-            self._ports[name] = self.world.can.attach(self._receiver(node), name=f"node-{name}")
+            self._ports[name] = self.can.attach(self._receiver(node), name=f"node-{name}")
+
+    def node(self, name: str, kind: type[N]) -> N:
+        """The node ``name``, checked to be a ``kind`` (the side channels and the RF path couple to one node)."""
+        node = self.nodes[name]
+        if not isinstance(node, kind):
+            raise TypeError(f"node {name} is a {type(node).__name__}, not a {kind.__name__}")
+        return node
 
     @staticmethod
     def _receiver(node: Node) -> Callable[[CanFrame], None]:
@@ -105,7 +128,10 @@ class Satellite:
 
         return receive
 
-    # -- time ------------------------------------------------------------------------------------------------
+    # -- NodeHost: noise, time, transmit, power -------------------------------------------------------------
+
+    def rng(self, stream: str) -> np.random.Generator:
+        return self.world.rng(stream)
 
     def unix_time(self) -> float:
         return time.time() + self._time_offset
@@ -133,6 +159,17 @@ class Satellite:
                 node.counters.tx_dropped += 1
 
     # -- power -----------------------------------------------------------------------------------------------
+
+    @property
+    def loads(self) -> Mapping[str, bool]:
+        return self.world.dut.loads
+
+    @property
+    def bus_voltage(self) -> float:
+        return self.world.dut.bus_voltage
+
+    def bus_power_w(self, t: float) -> float:
+        return self.world.dut.power(t) or 0.0
 
     def set_load(self, name: str, on: bool) -> bool:
         """Switch a load of the power model; False if the EPS is locked out."""
@@ -169,7 +206,7 @@ class Satellite:
             "csp_version": self.csp_version,
             "cfp_version": self.cfp_version,
             "nodes": {name: node.state() for name, node in self.nodes.items()},
-            "can": asdict(self.world.can.stats()),
+            "can": asdict(self.can.stats()),
         }
 
     def _node(self, request: dict[str, object]) -> Node:
@@ -226,7 +263,7 @@ class Satellite:
 
         def bus_off(request: dict[str, object]) -> dict[str, object]:
             seconds = self._number(request, "seconds", 0.01, BUS_OFF_MAX_S)
-            self.world.can.inject_error(CanErrorClass.BUSOFF, bus_off_s=seconds)
+            self.can.inject_error(CanErrorClass.BUSOFF, bus_off_s=seconds)
             return {"seconds": seconds}
 
         def latchup(request: dict[str, object]) -> dict[str, object]:

@@ -99,7 +99,7 @@ class SafeTarget:
     """A resolved instrument address that `bench safe` without a config can make safe."""
 
     role: str  # psu, generator, ...
-    driver: str  # the registry name, e.g. keysight-e36312a
+    driver: str | None  # the registry name, e.g. keysight-e36312a; None: found by *IDN? among the role's drivers
     resource: str  # the VISA resource as resolved by the session (the twin's ports are known only then)
 
 
@@ -489,12 +489,14 @@ def _poll(attempt: Callable[[], T | None], patience_s: float, interval_s: float 
         time.sleep(interval_s)  # a poll interval: the loop ends on the result, not on time
 
 
-def _targets_to_json(targets: tuple[SafeTarget, ...]) -> list[dict[str, str]]:
+def _targets_to_json(targets: tuple[SafeTarget, ...]) -> list[dict[str, str | None]]:
     return [{"role": t.role, "driver": t.driver, "resource": t.resource} for t in targets]
 
 
 def _targets_from_json(raw: Any) -> tuple[SafeTarget, ...]:
-    return tuple(SafeTarget(str(t["role"]), str(t["driver"]), str(t["resource"])) for t in raw or ())
+    return tuple(
+        SafeTarget(str(t["role"]), str(t["driver"]) if t.get("driver") else None, str(t["resource"])) for t in raw or ()
+    )
 
 
 def _unknown_lease(bench: str) -> Lease:

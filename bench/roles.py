@@ -25,6 +25,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 from bench.config import CanConfig, ConfigError, ConsoleConfig, I2cConfig, InstrumentConfig, LoadedConfig
+from instruments.registry import SAFE_ACTIONS
 
 if TYPE_CHECKING:  # drivers import pyvisa, numpy, python-can: only when a role is really opened
     from bench.twin_launcher import TwinProcess
@@ -35,7 +36,6 @@ __all__ = [
     "ROLES",
     "OpenedInstrument",
     "RoleOpener",
-    "make_safe_at",
     "open_role",
     "resolve_can",
     "resolve_resource",
@@ -63,7 +63,7 @@ class RoleOpener:
 
     role: str
     open: Callable[[LoadedConfig, TwinProcess | None, Mapping[str, Any]], OpenedInstrument]
-    make_safe: Callable[[Any], None] | None  # safe state on an open handle; None: nothing to switch off
+    make_safe: Callable[[Any], object] | None  # safe state on an open handle (instruments.registry.SAFE_ACTIONS)
     calibrated: bool  # a measuring instrument: its calibration record decides whether evidence qualifies
     eager: bool  # opened with the session (safe state needs it from the start) rather than on first use
 
@@ -234,19 +234,11 @@ def _open_console(loaded: LoadedConfig, twin: TwinProcess | None, options: Mappi
     )
 
 
-def _supply_off(driver: Any) -> None:
-    driver.all_outputs_off()
-
-
-def _generator_off(driver: Any) -> None:
-    driver.safe_state()
-
-
 ROLES: Final[Mapping[str, RoleOpener]] = MappingProxyType(
     {
-        "psu": RoleOpener("psu", _open_scpi("psu", _make_psu), _supply_off, calibrated=True, eager=True),
+        "psu": RoleOpener("psu", _open_scpi("psu", _make_psu), SAFE_ACTIONS["psu"], calibrated=True, eager=True),
         "analyzer": RoleOpener("analyzer", _open_scpi("analyzer", _make_analyzer), None, calibrated=True, eager=True),
-        "generator": RoleOpener("generator", _open_generator, _generator_off, calibrated=True, eager=True),
+        "generator": RoleOpener("generator", _open_generator, SAFE_ACTIONS["generator"], calibrated=True, eager=True),
         "can": RoleOpener("can", _open_can, None, calibrated=False, eager=False),
         "i2c": RoleOpener("i2c", _open_i2c, None, calibrated=False, eager=False),
         "console": RoleOpener("console", _open_console, None, calibrated=False, eager=False),
@@ -259,40 +251,6 @@ def open_role(role: str, loaded: LoadedConfig, twin: TwinProcess | None = None, 
     return ROLES[role].open(loaded, twin, options)
 
 
-def safe_action_of(role: str) -> Callable[[Any], None] | None:
+def safe_action_of(role: str) -> Callable[[Any], object] | None:
     """How to make an open instrument of `role` safe (None: it drives nothing)."""
     return ROLES[role].make_safe
-
-
-def make_safe_at(role: str, driver: str | None, resource: str, timeout_s: float = 2.0) -> str:
-    """Safe state of an instrument known only by its role, driver and resolved resource (`bench safe` on a bench
-    it does not hold); the model is checked against the driver first. Without a driver, the first of the role's
-    drivers whose models match the instrument's `*IDN?` is used. Returns what was done, in words."""
-    from instruments.errors import WrongInstrument
-    from instruments.registry import DRIVERS
-
-    make_safe = ROLES[role].make_safe
-    if make_safe is None:
-        return f"{role} drives nothing"
-    candidates = [driver] if driver is not None else list(DRIVERS[role])
-    for name in candidates:
-        cls = DRIVERS[role][name].load()
-        # The generator's level ceiling guards level settings only; safe state sets none.
-        instrument = (
-            cls(resource, max_level_dbm=-200.0, timeout_s=timeout_s)
-            if role == "generator"
-            else cls(resource, timeout_s)
-        )
-        try:
-            instrument.verify_identity(name)
-        except WrongInstrument:
-            instrument.close()
-            if name == candidates[-1]:
-                raise
-            continue
-        try:
-            make_safe(instrument)
-        finally:
-            instrument.close()
-        return f"{name} at {resource}: " + ("all outputs off" if role == "psu" else "RF and ARB off")
-    raise AssertionError("unreachable: the loop returns or raises")

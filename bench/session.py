@@ -87,9 +87,10 @@ def bench_key(loaded: LoadedConfig, run_id: str) -> str:
 
 
 def reservation_url(loaded: LoadedConfig) -> str | None:
-    """Where leases live: the config's `bench.reservation`, else $BENCH_DB when it is PostgreSQL, else the PC."""
-    url = loaded.config.bench.reservation or os.environ.get("BENCH_DB") or ""
-    return url if url.startswith("postgresql") else None
+    """Where the bench's leases live (bench.stop.reservation_url: the one rule `bench safe` follows too)."""
+    from bench.stop import reservation_url as url_of
+
+    return url_of(loaded.config.bench.reservation)
 
 
 @dataclass
@@ -298,7 +299,7 @@ class BenchSession:
         return getattr(self.loaded.config.instruments, role) is not None
 
     # -- safe state -------------------------------------------------------------------------------------
-    def _safe_action(self, role: str, make_safe: Callable[[Any], None]) -> Callable[[bool], None]:
+    def _safe_action(self, role: str, make_safe: Callable[[Any], object]) -> Callable[[bool], None]:
         """Safe state of one instrument: on the open connection, else (or when ``fresh``) on a new one —
         the open one may be mid-exchange (a signal) or broken (link lost)."""
 

@@ -14,7 +14,7 @@ entries add a reachability probe and a version handshake on top of python-can's 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
@@ -26,11 +26,13 @@ __all__ = [
     "DRIVERS",
     "POWER_SUPPLIES",
     "ROLES",
+    "SAFE_ACTIONS",
     "DriverEntry",
     "UnknownDriver",
     "check_driver",
     "driver_entry",
     "driver_names",
+    "make_safe_at",
     "open_power_supply",
     "python_can_interfaces",
 ]
@@ -151,3 +153,56 @@ def open_power_supply(driver: str, resource: str, timeout_s: float = 2.0, *, ver
             supply.close()
             raise
     return supply  # type: ignore[no-any-return]
+
+
+# -- safe state ------------------------------------------------------------------------------------------------
+
+
+def _supply_off(driver: Any) -> str:
+    driver.all_outputs_off()
+    return "all outputs off"
+
+
+def _generator_off(driver: Any) -> str:
+    driver.safe_state()
+    return "RF and ARB off"
+
+
+# How an open instrument of each role is made safe (None: it drives nothing, there is nothing to switch off):
+# the one table the session's safe state and the emergency stop (`bench safe`) share.
+SAFE_ACTIONS: Final[Mapping[str, Callable[[Any], str] | None]] = MappingProxyType(
+    {"psu": _supply_off, "generator": _generator_off, "analyzer": None, "can": None, "i2c": None, "console": None}
+)
+
+
+def make_safe_at(role: str, driver: str | None, resource: str, timeout_s: float = 2.0) -> str:
+    """Safe state of an instrument known only by its role, driver and address (the emergency stop on a bench it
+    does not hold); the model is checked against the driver first. Without a driver, the first of the role's
+    drivers whose models match the instrument's `*IDN?` is used. Returns what was done, in words."""
+    from instruments.errors import WrongInstrument
+
+    make_safe = SAFE_ACTIONS[role]
+    if make_safe is None:
+        return f"{role} drives nothing"
+    candidates = [driver] if driver is not None else list(DRIVERS[role])
+    for name in candidates:
+        cls = DRIVERS[role][name].load()
+        # The generator's level ceiling guards level settings only; safe state sets none.
+        instrument = (
+            cls(resource, max_level_dbm=-200.0, timeout_s=timeout_s)
+            if role == "generator"
+            else cls(resource, timeout_s)
+        )
+        try:
+            instrument.verify_identity(name)
+        except WrongInstrument:
+            instrument.close()
+            if name == candidates[-1]:
+                raise
+            continue
+        try:
+            done = make_safe(instrument)
+        finally:
+            instrument.close()
+        return f"{name} at {resource}: {done}"
+    raise AssertionError("unreachable: the loop returns or raises")

@@ -39,10 +39,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import ClassVar, Final, Self
+from typing import TYPE_CHECKING, ClassVar, Final, Self
 
-import numpy as np
-import numpy.typing as npt
 import pyvisa
 from pyvisa import constants
 from pyvisa.resources import MessageBasedResource
@@ -56,6 +54,10 @@ from instruments.errors import (
     UnexpectedReply,
     WrongInstrument,
 )
+
+if TYPE_CHECKING:  # numpy only where a binary block is read: the emergency stop must not wait for it to load
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = ["Identity", "ScpiInstrument", "resource_manager"]
 
@@ -474,6 +476,8 @@ class ScpiInstrument:
                         reply=repr(head + count_text),
                         expected="a definite-length block",
                     )
+                import numpy as np
+
                 data = np.empty(int(count_text), dtype=np.uint8)
                 reader.read_into(data.data)
                 tail = reader.read(1)

@@ -20,13 +20,14 @@ every 32-bit (I,Q) word, as pymeasure's ``rs_waveform.py``). Unlike WinIQSIM fil
 from __future__ import annotations
 
 import time
-from typing import ClassVar, Final
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, ClassVar, Final
 
 from instruments.errors import InstrumentError, PlayoutTimeout, SettingOutOfRange
 from instruments.scpi import ScpiDriver
+
+if TYPE_CHECKING:  # numpy is loaded by the waveform functions: making the generator safe needs none
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = ["SignalGenerator", "build_wv", "to_int16_iq"]
 
@@ -40,6 +41,8 @@ def _number(value: float) -> str:
 
 def to_int16_iq(iq: npt.NDArray[np.generic]) -> npt.NDArray[np.int16]:
     """Complex samples with |I|,|Q| <= 1 (scaled to ±32767) or int16 of shape (n, 2) → int16 (n, 2)."""
+    import numpy as np
+
     array = np.asarray(iq)
     if np.iscomplexobj(array):
         flat = array.reshape(-1)
@@ -56,6 +59,8 @@ def to_int16_iq(iq: npt.NDArray[np.generic]) -> npt.NDArray[np.int16]:
 
 def build_wv(iq: npt.NDArray[np.int16], clock_hz: float) -> bytes:
     """The simplified ``.wv`` file (see module doc) for int16 IQ of shape (n, 2)."""
+    import numpy as np
+
     data = np.ascontiguousarray(iq, dtype="<i2").reshape(-1, 2)
     words = data.reshape(-1).view("<u4")
     checksum = (int(np.bitwise_xor.reduce(words)) if words.size else 0) ^ 0xA50F74FF

@@ -23,7 +23,7 @@ import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -55,11 +55,16 @@ PredicateLike = Predicate | Callable[[Any], bool] | Value
 
 
 class SatelliteTimeout(AwaitTimeout):
-    """Nothing (or nothing matching) arrived in time; the message says what was awaited and last seen."""
+    """Nothing (or nothing matching) arrived in time; the message says what was awaited, last seen and what
+    went wrong on the link meanwhile (a bus-off, lost fragments, a reboot) — the likely cause of the silence."""
 
-    def __init__(self, what: str, timeout_s: float, last_seen: str) -> None:
+    def __init__(self, what: str, timeout_s: float, last_seen: str, meanwhile: Sequence[str] = ()) -> None:
         super().__init__(what, timeout_s, last_seen)
-        self.args = (f"timed out after {timeout_s:g} s awaiting {what}; last seen: {last_seen}",)
+        self.meanwhile = tuple(meanwhile)
+        text = f"timed out after {timeout_s:g} s awaiting {what}; last seen: {last_seen}"
+        if self.meanwhile:
+            text += "; meanwhile the link saw: " + ", ".join(self.meanwhile)
+        self.args = (text,)
 
 
 class LinkDown(ConnectionError):
@@ -136,6 +141,9 @@ class History:
         self._hk_reports: dict[tuple[str, int], int] = {}
         self._pongs: dict[str, list[float]] = {}
         self._service_replies: dict[tuple[int, int, int], deque[CspPacket]] = {}
+        # Set by the link: witness(lookback_s) marks "now" and returns what went wrong on it since (for a
+        # timeout's message).
+        self.witness: Callable[[float], Callable[[], list[str]]] | None = None
 
     # ------------------------------------------------------------------------------------------------
     # filing (receive thread, with cond held)
@@ -188,6 +196,7 @@ class History:
         ``last_seen()``, or :class:`LinkDown`."""
         deadline = time.monotonic() + timeout_s
         with self.cond:
+            meanwhile = self.witness(timeout_s) if self.witness is not None else None
             while True:
                 result = check()
                 if result is not None:
@@ -196,7 +205,7 @@ class History:
                     raise LinkDown(f"CAN link down while awaiting {what}: {self.link_error}")
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise SatelliteTimeout(what, timeout_s, last_seen())
+                    raise SatelliteTimeout(what, timeout_s, last_seen(), meanwhile() if meanwhile else ())
                 self.cond.wait(remaining)
 
     def await_counters(self, read: Callable[[], C], predicate: Callable[[C], bool], timeout_s: float, what: str) -> C:
@@ -325,6 +334,11 @@ class History:
         """A bookmark in the event stream for :meth:`await_event` (``since=``)."""
         with self.cond:
             return self._event_count
+
+    def events_since(self, mark: int) -> list[ReceivedEvent]:
+        """The events received since :meth:`event_mark` returned ``mark`` (those still kept)."""
+        with self.cond:
+            return [e for e in self.events if e.index >= mark]
 
     def events_named(self, mnemonic: str) -> list[ReceivedEvent]:
         with self.cond:

@@ -135,8 +135,10 @@ class SatelliteLink:
         self._listeners: tuple[Callable[[can.Message], None], ...] = ()
         self._tracers: tuple[Callable[[str], None], ...] = ()
         self._last_packet: dict[int, float] = {}  # node address → monotonic time of its last packet
+        self._sent_mark: tuple[float, SatelliteCounters, int] | None = None  # the last request: when, counters, events
         self.malformed: deque[MalformedTraffic] = deque(maxlen=MALFORMED)
         self._reset_local_counters()
+        history.witness = self.witness
 
     # ------------------------------------------------------------------------------------------------
     # lifecycle
@@ -226,6 +228,7 @@ class SatelliteLink:
         """Send ``packet`` as CFP frames (CRC32 appended when configured); ``text`` is its trace line."""
         if self.crc32:
             packet = append_crc32(packet, self.version)
+        self._sent_mark = (time.monotonic(), self.counters, self._history.event_mark())
         with self._tx_lock:
             frames = self._encoder.encode(packet)
             for frame in frames:
@@ -254,6 +257,39 @@ class SatelliteLink:
         self._other_traffic = 0
         self._non_csp = 0
         self._events_total = 0
+
+    def witness(self, lookback_s: float) -> Callable[[], list[str]]:
+        """Marks now; the returned call says what went wrong on the link since — a bus-off, lost fragments, a
+        node's reboot — so that a wait that times out names the likely cause, not only the silence. A request
+        sent within ``lookback_s`` before the mark moves it back to that request: its reply's trouble counts."""
+        sent = self._sent_mark
+        if sent is not None and time.monotonic() - sent[0] <= lookback_s:
+            _, before, mark = sent
+        else:
+            before, mark = self.counters, self._history.event_mark()
+
+        def seen() -> list[str]:
+            now = self.counters
+            moved = {k: n for k, n in now.since(before).items() if n > 0}  # a reset meanwhile counts nothing
+            notes = []
+            if moved.get("bus_off_events") or now.bus_off:
+                notes.append(f"CAN bus-off ({moved.get('error_frames', 0)} error frame(s)"
+                             + (", still off)" if now.bus_off else ", recovered)"))  # fmt: skip
+            lost = {k.removeprefix("dropped_"): n for k, n in moved.items() if k.startswith("dropped_")}
+            if lost:
+                why = ", ".join(f"{n} {kind}" for kind, n in lost.items())
+                notes.append(f"{moved.get('dropped', sum(lost.values()))} packet(s) lost on the bus ({why})")
+            pending = self._decoder.reassembler.pending
+            if pending:  # not yet counted: a partial packet is dropped only once it has been idle for its timeout
+                notes.append(f"{pending} packet(s) incomplete, fragments lost")
+            if moved.get("crc_errors"):
+                notes.append(f"{moved['crc_errors']} CRC32 error(s)")
+            for event in self._history.events_since(mark):
+                if event.mnemonic.rsplit(".", 1)[-1] == "BOOT":
+                    notes.append(f"{event.node} reboot (event {event})")
+            return notes
+
+        return seen
 
     def reset_counters(self) -> None:
         with self._cond:
@@ -314,7 +350,9 @@ class SatelliteLink:
                 self._on_error_frame(msg)
                 continue
             if not msg.is_extended_id or msg.is_remote_frame:
-                self._non_csp += 1
+                with cond:  # counted and announced: an await on the counters wakes for it
+                    self._non_csp += 1
+                    cond.notify_all()
                 continue
             with cond:
                 before = reassembler.crc_errors if self._tracers else 0

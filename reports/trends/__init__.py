@@ -17,7 +17,7 @@ measurements), regressions flagged against the previous run (or a chosen baselin
 :func:`compare` — two runs side by side: every measurement with its two values, the difference and that
 difference as a % of the limit span, verdict changes; tests found in only one run; test outcome changes.
 
-Rendering lives elsewhere: the text tables of ``bench trend`` / ``bench compare`` in bench/cli_tables.py,
+Rendering lives elsewhere: the text tables of ``bench trend`` / ``bench compare`` in bench/cli/tables.py,
 the report's section in the template partial.
 """
 

@@ -16,7 +16,7 @@ later value ``v``:
   shift away from the limits is reported as a note, not a regression.
 
 The records (:class:`Trend`, :class:`RunTrendReport`, :class:`Comparison`) are what :mod:`reports.trends`
-returns; the text tables of ``bench trend``/``bench compare`` are drawn by the CLI (bench/cli_tables.py), the
+returns; the text tables of ``bench trend``/``bench compare`` are drawn by the CLI (bench/cli/tables.py), the
 report's trend section by the template partial ``_trends.html.j2`` (through :mod:`reports.trend_view`).
 """
 

@@ -7,8 +7,9 @@ From that run's journal, read once, and the supply's state as the twin's control
 which would feed the watchdog), each fault must show: the test's outcome (failed, or interrupted for a lost
 instrument; passed where the bench rides the fault out), a message that names the cause in a test engineer's
 words, its measurement taken before the fault still in the journal, and the DUT's supply output off once the
-bench finished with the test — for the killed bench, off by the supply's own I/O watchdog. Where the bench
-does not name the cause yet, a strict xfail says so (docs/reliability.md, "Gaps"); the evidence it attaches does.
+bench finished with the test — for the killed bench, off by the supply's own I/O watchdog. Where a wait times
+out because of a link fault (bus-off, lost fragments, a reboot), the message names that fault, and the evidence
+attached to the test shows it.
 
 Two small runs more: a results DB that cannot be reached keeps every measurement in the journal and says how to
 import it later; a plan citing an unknown requirement is stopped at collection, before anything is powered.
@@ -40,10 +41,9 @@ class Row:
     """One fault of the run: the plan test meeting it, and what the journal must say about it."""
 
     test: str
-    outcome: str | tuple[str, ...]  # the outcome, or the outcomes accepted while a gap is open
-    message: tuple[str, ...]  # words the test's message says (naming the cause, unless `gap`)
+    outcome: str | tuple[str, ...]  # the outcome, or the outcomes accepted
+    message: tuple[str, ...]  # words the test's message says (naming the cause)
     evidence: tuple[str, str] | None = None  # (attachment, text in it) showing the fault
-    gap: tuple[str, str] | None = None  # (what the verdict should also say, why it does not yet): strict xfail
 
     def __str__(self) -> str:
         return self.test.removeprefix("test_")
@@ -56,24 +56,21 @@ ROWS = (
     Row(
         "test_brownout_and_reboot",
         "failed",
-        ("timed out", "OBC.UPTIME"),
+        ("timed out", "OBC.UPTIME", "meanwhile the link saw: OBC reboot (event OBC.BOOT("),
         evidence=("CSP-PUS trace", "event OBC.BOOT {'boot_count'"),
-        gap=("reboot", "the link journals the BOOT event (reset cause 1, brown-out) but no wait names it"),
     ),
     Row(
         "test_can_bus_off",
         "failed",
-        ("timed out", "CSP PING reply from OBC"),
+        ("timed out", "CSP PING reply from OBC", "meanwhile the link saw: CAN bus-off"),
         evidence=("CSP-PUS trace", "(BUS-OFF)"),
-        gap=("bus-off", "the link counts the bus-off (error frame) but its timeouts name only the silent node"),
     ),
     Row("test_babbling_node", "passed", (), evidence=("CSP-PUS trace", "non_csp_frames +")),
     Row(
         "test_frame_loss",
         "failed",
-        ("timed out", "HK report EPS.EPS_HK"),
+        ("timed out", "HK report EPS.EPS_HK", "meanwhile the link saw: ", "lost"),
         evidence=("CSP-PUS trace", "dropped_sequence +"),
-        gap=("lost", "the link counts the dropped fragments but its timeouts name only the node's silence"),
     ),
     Row("test_i2c_nack", "failed", ("I2C device 0x02 did not acknowledge",)),
     Row("test_i2c_unplug", "interrupted", ("instrument lost", "I2C adapter", "lost during", "check the USB cable")),
@@ -132,19 +129,6 @@ def test_the_evidence_shows_the_fault(matrix: MatrixRun, row: Row) -> None:
     assert row.evidence is not None
     name, text = row.evidence
     assert text in matrix.attachment(row.test, name)
-
-
-@pytest.mark.parametrize(
-    "row",
-    [pytest.param(r, marks=pytest.mark.xfail(strict=True, reason=r.gap[1])) for r in ROWS if r.gap],
-    ids=str,
-)
-def test_the_verdict_names_the_cause(matrix: MatrixRun, row: Row) -> None:
-    """Open gaps (docs/reliability.md): the verdict should name these causes itself; XPASS means fixed."""
-    assert row.gap is not None
-    test = matrix.tests[row.test]
-    named = row.gap[0]
-    assert named == test.outcome or named.lower() in test.message.lower(), (test.outcome, test.message)
 
 
 def test_a_killed_bench_leaves_the_dut_to_the_watchdog_and_keeps_its_journal(matrix: MatrixRun) -> None:

@@ -11,7 +11,7 @@ import pytest
 from test_results_builder import M, Run, write_run
 from typer.testing import CliRunner
 
-from bench.cli_results import app
+from bench.cli.results import app
 from reports.db import import_all, import_run, open_db
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -22,7 +22,7 @@ def results(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     environ.update(env or {})
     environ["COLUMNS"] = "200"  # rich wraps tables to the terminal; keep rows on one line for the asserts
     return subprocess.run(
-        [sys.executable, "-m", "bench.cli_results", *args],
+        [sys.executable, "-m", "bench.cli.results", *args],
         cwd=PROJECT,
         capture_output=True,
         text=True,
@@ -107,10 +107,10 @@ def test_bench_db_env_and_broken_journal_exit_1(runs_root: Path, tmp_path: Path)
 
 
 def test_cli_defaults_match_the_library_and_sqlalchemy_loads_lazily() -> None:
-    import bench.cli_results as cli
+    import bench.cli.results as cli
     import reports.trends as trends
 
     assert (cli.DEFAULT_K, cli.DEFAULT_SPAN_PCT) == (trends.DEFAULT_K, trends.DEFAULT_SPAN_PCT)
-    code = "import sys, bench.cli_results; print('sqlalchemy' in sys.modules)"
+    code = "import sys, bench.cli.results; print('sqlalchemy' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip() == "False", proc.stderr

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from test_results_builder import T0, M, Run, nightly, write_run
 
-from bench.cli_tables import comparison_table, drift_lines, format_table, trend_table
+from bench.cli.tables import comparison_table, drift_lines, format_table, trend_table
 from reports.db import import_all, import_run, open_db
 from reports.html import render_trends
 from reports.run_record import parse_time

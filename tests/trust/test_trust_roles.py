@@ -17,10 +17,10 @@ from fake_scpi import FakeScpi
 
 from bench.config import CONFIG_DIR, ConfigError, load_config
 from bench.journal import Journal
-from bench.roles import ROLES, make_safe_at, open_role
+from bench.roles import ROLES, open_role
 from bench.session import BenchSession
 from instruments.errors import WrongInstrument
-from instruments.registry import DRIVERS, driver_names
+from instruments.registry import DRIVERS, driver_names, make_safe_at
 
 PROJECT = Path(__file__).resolve().parents[2]
 

@@ -9,8 +9,8 @@ The database is ``--db URL``, else ``$BENCH_DB``, else ``sqlite:///runs/results.
 Exit codes: 0 ok, 1 a regression was flagged (trend) or a journal could not be imported (db import),
 2 a usage or database problem, reported as one line.
 
-The lead registers these in bench/cli.py with :func:`register`; ``python -m bench.cli_results`` runs them
-standalone.
+The full command line (bench/cli/app.py) registers these with :func:`register`; ``python -m bench.cli.results``
+runs them standalone.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def trend_cmd(
     """One measurement across runs with its limits, drift, and regressions against a baseline (exit 1 if any)."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from bench.cli_tables import drift_lines, trend_table
+    from bench.cli.tables import drift_lines, trend_table
     from reports.db import DatabaseError, open_db
     from reports.trends import ResultsError, trend
 
@@ -157,7 +157,7 @@ def compare_cmd(
     """Differences between two runs: measurement deltas, verdict changes, tests in one run only."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from bench.cli_tables import comparison_table
+    from bench.cli.tables import comparison_table
     from reports.db import DatabaseError, open_db
     from reports.trends import ResultsError, compare
 

@@ -1,6 +1,6 @@
 """The text tables of `bench trend` and `bench compare`: rows of strings from the records of reports.trends.
 
-bench/cli_results.py puts these rows into rich tables; :func:`format_table` makes plain text of them (for logs
+bench/cli/results.py puts these rows into rich tables; :func:`format_table` makes plain text of them (for logs
 and e-mails, where rich is not available). Imported by the commands only (it pulls in the report modules).
 """
 

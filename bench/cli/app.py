@@ -1,12 +1,6 @@
-"""`bench`: the command line of the OTS-SAT test bench.
-
-bench run                 run the test plans against the bench in the config (default: the twin)
-bench twin                serve the digital twin in the foreground on its fixed ports
-bench safe                emergency stop: every output off now, and the bench interlocked until --clear
-bench status              each known bench: free, or held by whom, since when, running which test
-bench report RUN_DIR      rebuild a run's report from its journal (also for killed runs)
-bench check               validate a bench config and the limits file without touching hardware
-"""
+"""The full `bench` command line (typer): `run`, `twin`, `report`, `verify`, `check`, plus the commands of
+:mod:`bench.cli.results` and :mod:`bench.cli.reservation`. The console script enters through
+:mod:`bench.cli.entry`, which serves the emergency stop before this module is imported."""
 
 from __future__ import annotations
 
@@ -20,8 +14,8 @@ from rich.console import Console
 from typer._click.core import Context  # typer ships its own click; its Context is this one
 from typer.core import TyperCommand
 
-from bench.cli_reservation import register as register_reservation_commands
-from bench.cli_results import register as register_results_commands
+from bench.cli.reservation import register as register_reservation_commands
+from bench.cli.results import register as register_results_commands
 from bench.config import ConfigError, ModelLevel, load_config
 from bench.limits import load_limits
 
@@ -255,11 +249,3 @@ def check(
 
 register_results_commands(app)
 register_reservation_commands(app)
-
-
-def main() -> None:  # pragma: no cover - console script entry
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    app()

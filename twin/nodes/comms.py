@@ -76,6 +76,7 @@ class CommsNode(Node):
         # The beacon stays off after a reset until the ground (the bench) enables it: keeps PSU current
         # measurements free of TX bursts unless a test asks for them.
         self.beacon_enabled = False
+        self.tx_inhibited = False  # the ground's transmit inhibit (SET_TX_INHIBIT); RAM state, as the beacon
         self.period_s = DEFAULT_PERIOD_S
         self.tx_dbm = DEFAULT_TX_DBM
         self.beacons = 0
@@ -127,7 +128,7 @@ class CommsNode(Node):
         if self._tx_until is not None and t >= self._tx_until:
             self._tx_until = None
             self.host.set_load("uhf_tx", False)
-        if self.beacon_enabled and t >= self._next_beacon and self._tx_until is None:
+        if self.beacon_enabled and not self.tx_inhibited and t >= self._next_beacon and self._tx_until is None:
             self._next_beacon = t + self.period_s
             self._transmit_beacon(t)
         transmitting = self._tx_until is not None
@@ -169,6 +170,7 @@ class CommsNode(Node):
             "RX_REJECTED": self.rx_rejected,
             "RSSI": -121.0 + float(noise(0.0, 1.0)),
             "PA_TEMP": 24.0 + self._pa_heat + float(noise(0.0, 0.1)),
+            "TX_INHIBITED": self.tx_inhibited,
         }
 
     def execute(self, command: Command, args: dict[str, Value]) -> Failure | Deferred | None:
@@ -180,6 +182,11 @@ class CommsNode(Node):
             return None
         if command.name == "SET_TX_POWER":
             self.tx_dbm = int(args["dbm"])
+            return None
+        if command.name == "SET_TX_INHIBIT":
+            self.tx_inhibited = bool(args["inhibited"])
+            if not self.tx_inhibited:
+                self._next_beacon = min(self._next_beacon, self.now())  # a beacon held back goes out now
             return None
         if command.name == "SET_BEACON_PERIOD":
             self.period_s = int(args["period_s"])

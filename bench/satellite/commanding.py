@@ -222,13 +222,7 @@ class Commanding:
         wait: Wait = "completion",
         **args: Any,
     ) -> Verification:
-        """Perform function ``cmd`` (``NODE.NAME`` from the ICD) with ``args``: TC[8,1], then its reports.
-
-        Arguments are checked against the ICD first (``check=False`` sends an out-of-range value anyway,
-        to test the satellite's own checks). Returns the :class:`Verification`; raises
-        :class:`SatelliteTimeout` only if a report due does not come (``timeout_s`` overrides the
-        completion timeout).
-        """
+        """TC[8,1] of function ``cmd`` with ``args``, then its reports (documented on :meth:`Satellite.send`)."""
         node, raw, v = self._function_tc(cmd, args, check)
         self.send_pus(node, raw, f"TC[8,1] {cmd}({', '.join(f'{k}={a!r}' for k, a in args.items())}) "
                       f"request 0x{v.request_id:08X}")  # fmt: skip

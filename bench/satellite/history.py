@@ -250,12 +250,7 @@ class History:
         *,
         fresh: bool = True,
     ) -> TmSample:
-        """The first sample of ``mnemonic`` that satisfies ``predicate`` (any sample if None).
-
-        ``fresh=True`` (default) considers only samples that arrive after the call; ``fresh=False`` also the
-        latest one already received. The predicate is primed with that latest value, so ``changed()`` and
-        ``rising()`` compare with the value known now.
-        """
+        """The first sample of ``mnemonic`` satisfying ``predicate`` (documented on :meth:`Satellite.await_tm`)."""
         point = self.icd.tm_point(mnemonic)
         pred = as_predicate(predicate) if predicate is not None else None
         timeout = self.timeouts.tm_s if timeout_s is None else timeout_s

@@ -35,7 +35,7 @@ from bench.dsp.spectrum import Psd
 from bench.icd import RadioDef
 from bench.limits import SpectralMask
 from bench.plotdata import PlotSeries
-from bench.safety import EnvelopeViolation
+from bench.envelope import EnvelopeViolation
 from instruments.errors import CaptureTimeout
 from instruments.vsa import IqCapture, SignalAnalyzer
 from instruments.vsg import SignalGenerator

@@ -36,7 +36,7 @@ from bench.config import ConfigError, LoadedConfig
 from bench.journal import Journal
 from bench.roles import ROLES, OpenedInstrument, open_role, resolve_resource
 from bench.safe_state import SafeState
-from bench.safety import GuardedSupply, arm_protection, check_ratings
+from bench.envelope import GuardedSupply, arm_protection, check_ratings
 from bench.twin_launcher import TwinProcess
 from instruments.errors import InstrumentError
 

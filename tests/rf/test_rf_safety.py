@@ -28,7 +28,7 @@ from bench.config import CONFIG_DIR, load_config
 from bench.errors import ConfigError
 from bench.icd import icd_path, load_icd
 from bench.rf import PathWouldOverload, RfFrontEnd, check_analyzer_path
-from bench.safety import EnvelopeViolation
+from bench.envelope import EnvelopeViolation
 from bench.session import BenchSession
 from bench.twin_launcher import TwinProcess
 from bench.waiting import await_true

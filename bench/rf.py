@@ -32,10 +32,10 @@ from bench.dsp import modem
 from bench.dsp.ax25 import build_ui_frame
 from bench.dsp.burst import BurstSpan, find_bursts, power_dbm
 from bench.dsp.spectrum import Psd
+from bench.envelope import EnvelopeViolation
 from bench.icd import RadioDef
 from bench.limits import SpectralMask
 from bench.plotdata import PlotSeries
-from bench.envelope import EnvelopeViolation
 from instruments.errors import CaptureTimeout
 from instruments.vsa import IqCapture, SignalAnalyzer
 from instruments.vsg import SignalGenerator

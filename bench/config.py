@@ -11,7 +11,6 @@ import datetime as dt
 import hashlib
 import math
 from collections.abc import Mapping
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,18 +18,13 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bench.errors import ConfigError
+from bench.levels import ModelLevel
+from twin.dialects import DEFAULT_PSU_DIALECT, PsuDialect
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "twin.yaml"
 
 __all__ = ["ConfigError", "LoadedConfig", "ModelLevel", "load_config"]
-
-
-class ModelLevel(StrEnum):
-    EM = "EM"
-    QM = "QM"
-    FM = "FM"
-    PFM = "PFM"
 
 
 class _Strict(BaseModel):
@@ -220,7 +214,7 @@ class Instruments(_Strict):
 
 class TwinConfig(_Strict):
     autostart: bool = False
-    psu_dialect: Literal["keysight", "rigol"] = "keysight"
+    psu_dialect: PsuDialect = DEFAULT_PSU_DIALECT
     seed: int = 0
     startup_timeout_s: Timeout = 20.0
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from bench.config import Envelope, Safety
-from bench.safety import GuardedSupply
+from bench.envelope import GuardedSupply
 from bench.waiting import await_value
 from instruments.power import ProtectionState, Trace
 

@@ -33,10 +33,10 @@ from bench import emergency
 from bench.asrun import new_run_id
 from bench.calibration import CalibrationState, CalStatus, calibration_of
 from bench.config import ConfigError, LoadedConfig
+from bench.envelope import GuardedSupply, arm_protection, check_ratings
 from bench.journal import Journal
 from bench.roles import ROLES, OpenedInstrument, open_role, resolve_resource
 from bench.safe_state import SafeState
-from bench.safety import GuardedSupply, arm_protection, check_ratings
 from bench.twin_launcher import TwinProcess
 from instruments.errors import InstrumentError
 

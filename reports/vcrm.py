@@ -36,11 +36,13 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Literal, TypeAlias, cast
+from typing import TYPE_CHECKING, Final, Literal, TypeAlias, cast
 
 import yaml
 
-from reports.run_record import RunRecord, parse_time
+if TYPE_CHECKING:  # the plugin checks traceability at collection: the run record's codec waits for a run
+    from reports.run_record import RunRecord
+
 
 __all__ = [
     "ID_PATTERN",
@@ -522,6 +524,8 @@ def _run_level(run: RunRecord) -> str:
 
 
 def _run_time(run: RunRecord) -> float:
+    from reports.run_record import parse_time
+
     t = parse_time(run.run.time) if run.run else None
     return t.timestamp() if t is not None else float("-inf")
 

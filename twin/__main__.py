@@ -10,6 +10,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from twin.dialects import DEFAULT_PSU_DIALECT, PSU_DIALECT_NAMES
+
 __all__ = ["build_parser", "loopback_host", "main"]
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -29,9 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--psu-dialect",
-        choices=("keysight", "rigol"),
-        default="keysight",
-        help="SCPI dialect of the power supply (default keysight)",
+        choices=PSU_DIALECT_NAMES,
+        default=DEFAULT_PSU_DIALECT,
+        help=f"SCPI dialect of the power supply (default {DEFAULT_PSU_DIALECT})",
     )
     parser.add_argument(
         "--endpoints-file", type=Path, help="JSON endpoint table, written atomically once every server listens"

@@ -17,6 +17,7 @@ from typing import Final
 
 from twin import dialect_keysight, dialect_rigol
 from twin.dialect_common import scpi_error_for
+from twin.dialects import PsuDialect
 from twin.psu import Behaviour, NoLoad, PowerSupply, Rating
 from twin.scpi import (
     ERROR_TEXT,
@@ -44,7 +45,7 @@ class DialectSpec:
     commands: Callable[[PowerSupply, Callable[[], float]], CommandSet]
 
 
-PSU_DIALECTS: Final[dict[str, DialectSpec]] = {
+PSU_DIALECTS: Final[dict[PsuDialect, DialectSpec]] = {
     "keysight": DialectSpec(
         dialect_keysight.PORT,
         dialect_keysight.DESCRIPTION,
@@ -169,5 +170,5 @@ class PsuService:
         await self.server.stop()
 
 
-def psu_port(dialect: str) -> int:
+def psu_port(dialect: PsuDialect) -> int:
     return PSU_DIALECTS[dialect].port

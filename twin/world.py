@@ -25,6 +25,7 @@ from typing import Literal
 
 import numpy as np
 
+from twin.dialects import DEFAULT_PSU_DIALECT, PsuDialect
 from twin.power_model import SatellitePowerModel
 
 __all__ = ["Apply", "Fault", "Options", "World"]
@@ -39,7 +40,7 @@ class Options:
 
     host: str = "127.0.0.1"
     ports: Literal["fixed", "auto"] = "fixed"
-    psu_dialect: Literal["keysight", "rigol"] = "keysight"
+    psu_dialect: PsuDialect = DEFAULT_PSU_DIALECT
     endpoints_file: Path | None = None
     parent_pid: int | None = None
     seed: int = 0

@@ -28,13 +28,16 @@ import functools
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeAlias
 
-import numpy as np
-import numpy.typing as npt
+from bench.dsp.lazy import np
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 __all__ = ["BerResult", "FerResult", "ber_against_pattern", "ber_prbs", "fer", "prbs"]
 
-Bits = npt.NDArray[np.uint8]
+Bits: TypeAlias = "npt.NDArray[np.uint8]"
 
 _PRBS_TAPS = {9: (5, 9), 15: (14, 15)}
 

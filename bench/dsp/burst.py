@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
+from bench.dsp.lazy import np
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 __all__ = ["BurstSpan", "find_bursts", "power_dbm"]
 

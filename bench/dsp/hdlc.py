@@ -43,11 +43,14 @@ never over bits).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeAlias
 
-import numpy as np
-import numpy.typing as npt
+from bench.dsp.lazy import np
 
-Bits = npt.NDArray[np.uint8]
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+Bits: TypeAlias = "npt.NDArray[np.uint8]"
 
 FLAG = 0x7E
 SCRAMBLER_TAPS = (12, 17)  # 1 + x^12 + x^17

@@ -55,12 +55,16 @@ complex64), never at module import.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeAlias
 
-import numpy as np
-import numpy.typing as npt
+from bench.dsp.lazy import np
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 from bench.dsp import ax25, hdlc
 
@@ -91,11 +95,18 @@ _OVERLAP = 512  # discarded per block (256 each side): > the channel filter's im
 _TIMING_BLOCK_BITS = 32
 _TIMING_SMOOTH_BLOCKS = 3
 _PHASE_STEPS = 64  # power of two
-_COS = np.cos(2.0 * np.pi * (np.arange(_PHASE_STEPS) + 0.5) / _PHASE_STEPS)
-_SIN = np.sin(2.0 * np.pi * (np.arange(_PHASE_STEPS) + 0.5) / _PHASE_STEPS)
 
-Complex = npt.NDArray[np.complex64]
-Floats = npt.NDArray[np.float64]
+Complex: TypeAlias = "npt.NDArray[np.complex64]"
+
+
+@functools.cache
+def _phase_table() -> tuple[Floats, Floats]:
+    """Cosine and sine at the centres of the _PHASE_STEPS phase bins (made on first use: numpy loads lazily)."""
+    phase = 2.0 * np.pi * (np.arange(_PHASE_STEPS) + 0.5) / _PHASE_STEPS
+    return np.cos(phase), np.sin(phase)
+
+
+Floats: TypeAlias = "npt.NDArray[np.float64]"
 
 
 # ---------------------------------------------------------------------------------------------- modulator
@@ -375,8 +386,9 @@ def _timing(p: npt.NDArray[np.float32], sps: float) -> Floats:
     q = (tz * (_PHASE_STEPS / sps)).astype(np.int64) & (_PHASE_STEPS - 1)
     kernel = np.ones(_TIMING_SMOOTH_BLOCKS)
     half = (_TIMING_SMOOTH_BLOCKS - 1) // 2  # centred moving sum ("same" would grow a short input)
-    re = np.convolve(np.bincount(blk, weights=_COS[q], minlength=nblk), kernel)[half : half + nblk]
-    im = np.convolve(np.bincount(blk, weights=_SIN[q], minlength=nblk), kernel)[half : half + nblk]
+    cos, sin = _phase_table()
+    re = np.convolve(np.bincount(blk, weights=cos[q], minlength=nblk), kernel)[half : half + nblk]
+    im = np.convolve(np.bincount(blk, weights=sin[q], minlength=nblk), kernel)[half : half + nblk]
     theta = np.unwrap(np.arctan2(im, re))
     centres = (np.arange(nblk) + 0.5) * block_len
     nominal = np.arange(sps / 2, n - 1, sps)  # mid-bit instants if the boundaries were at 0, T, 2T, ...

@@ -45,9 +45,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeAlias
 
-import numpy as np
-import numpy.typing as npt
+from bench.dsp.lazy import np
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 __all__ = [
     "MaskResult",
@@ -61,7 +64,7 @@ __all__ = [
     "welch_psd",
 ]
 
-Floats = npt.NDArray[np.float64]
+Floats: TypeAlias = "npt.NDArray[np.float64]"
 
 
 @dataclass(frozen=True)

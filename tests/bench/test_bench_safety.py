@@ -5,7 +5,7 @@ from collections.abc import Callable
 import pytest
 
 from bench.config import ConfigError, load_config
-from bench.safety import EnvelopeViolation, GuardedSupply, arm_protection, check_ratings
+from bench.envelope import EnvelopeViolation, GuardedSupply, arm_protection, check_ratings
 from instruments.power import Capabilities, ChannelRating, Identity, ProtectionState, Trace
 
 

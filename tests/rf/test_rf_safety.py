@@ -25,10 +25,10 @@ import yaml
 from rf_rig import TwinControl
 
 from bench.config import CONFIG_DIR, load_config
+from bench.envelope import EnvelopeViolation
 from bench.errors import ConfigError
 from bench.icd import icd_path, load_icd
 from bench.rf import PathWouldOverload, RfFrontEnd, check_analyzer_path
-from bench.safety import EnvelopeViolation
 from bench.session import BenchSession
 from bench.twin_launcher import TwinProcess
 from bench.waiting import await_true

@@ -17,8 +17,8 @@ from safety_rig import TwinHandle, bench_config_for, start_bench
 
 from bench.config import CONFIG_DIR, load_config
 from bench.dut_power import DutPower
+from bench.envelope import EnvelopeViolation, GuardedSupply
 from bench.icd import icd_path, load_icd
-from bench.safety import EnvelopeViolation, GuardedSupply
 from bench.satellite import open_satellite
 from bench.session import BenchSession
 from bench.twin_launcher import TwinProcess

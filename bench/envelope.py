@@ -17,14 +17,11 @@ from collections.abc import Callable, Mapping
 
 from bench import emergency
 from bench.config import ConfigError, Envelope, Safety
+from bench.errors import EnvelopeViolation
 from instruments.errors import NotSupported
 from instruments.power import Capabilities, PowerSupply, ProtectionState, Trace
 
 log = logging.getLogger(__name__)
-
-
-class EnvelopeViolation(ValueError):
-    """A setting outside the DUT envelope was refused before anything was sent."""
 
 
 class GuardedSupply:

@@ -1,0 +1,20 @@
+"""The twin's PSU dialect names are spelled once (twin/dialects.py); every name has an implementation."""
+
+from __future__ import annotations
+
+from typing import get_args
+
+from bench.config import TwinConfig
+from twin.__main__ import build_parser
+from twin.dialects import PSU_DIALECT_NAMES
+from twin.psu_service import PSU_DIALECTS
+
+
+def test_every_dialect_name_has_an_implementation_and_no_more() -> None:
+    assert set(PSU_DIALECTS) == set(PSU_DIALECT_NAMES)
+
+
+def test_the_config_schema_and_the_twin_command_line_read_the_same_names() -> None:
+    assert get_args(TwinConfig.model_fields["psu_dialect"].annotation) == PSU_DIALECT_NAMES
+    action = next(a for a in build_parser()._actions if a.dest == "psu_dialect")
+    assert tuple(action.choices or ()) == PSU_DIALECT_NAMES

@@ -9,6 +9,7 @@ plain lines from a script) and prints one line per result, or JSON lines with ``
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import signal
@@ -83,7 +84,8 @@ def describe(result: Result) -> list[str]:
     if result.kind == "tm":
         units = d["units"]
         width = max((len(m) for m in d["values"]), default=0)
-        return [f"{m:<{width}} = {_number(v)} {units.get(m, '')}".rstrip() for m, v in d["values"].items()]
+        at = f"{dt.datetime.fromtimestamp(d['time']):%H:%M:%S.%f}"[:-3] + " " if "time" in d else ""
+        return [f"{at}{m:<{width}} = {_number(v)} {units.get(m, '')}".rstrip() for m, v in d["values"].items()]
     if result.kind == "event":
         data = ", ".join(f"{k}={_number(v)}" for k, v in d["data"].items())
         return [f"#{d['index']} {d['event']} ({d['severity']}){': ' + data if data else ''}"]
@@ -137,7 +139,11 @@ def _closed(manual: ManualBench, reason: str, printer: Printer) -> int:
         _err(f"bench safe ({reason}); lease released" + (f"; journal: {manual.run_dir}" if manual.run_dir else ""))
     if stop is not None:
         return 2
-    return 1 if unsafe or printer.failures else 0
+    if unsafe:
+        return 1
+    if reason.startswith("interrupted"):
+        return 130  # as a shell reports a command ended by a signal
+    return 1 if printer.failures else 0
 
 
 # -- the shell -----------------------------------------------------------------------------------------------

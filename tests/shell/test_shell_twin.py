@@ -137,3 +137,23 @@ def test_emergency_stop_ends_the_shell_safe(standalone_twin, tmp_path):
     assert _bench_free(config)
     cleared = bench_cli("safe", "--clear", "-c", str(config))
     assert cleared.returncode == 0, cleared.stdout + cleared.stderr
+
+
+def test_sigterm_ends_the_shell_safe(standalone_twin, tmp_path):
+    config = shell_config(standalone_twin, tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.cli", "shell", "-c", str(config), "--out", str(tmp_path / "runs")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=PROJECT,
+    )  # fmt: skip
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write("power on\n")
+        proc.stdin.flush()
+        await_true(lambda: standalone_twin.output_on() or proc.poll() is not None, timeout_s=60, what="DUT on")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+    assert proc.returncode == 130 and "bench safe (interrupted" in err, out + err
+    assert not standalone_twin.output_on() and _bench_free(config)

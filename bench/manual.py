@@ -326,6 +326,8 @@ class ManualBench:
         self._satellite: Satellite | None = None
         self._power: DutPower | None = None
         self._closed = False
+        self._on_stop: Callable[[StopRecord], None] | None = None
+        self._arrived = threading.Condition()  # notified by each packet during an events --follow, and by a stop
 
     # -- opening and closing ----------------------------------------------------------------------------
     @classmethod
@@ -369,12 +371,21 @@ class ManualBench:
             if run_dir is not None:  # nothing happened on the bench: leave no run behind
                 shutil.rmtree(run_dir, ignore_errors=True)
             raise
-        session.on_stop = on_stop
         try:
-            return cls(session, journal, run_dir)
+            manual = cls(session, journal, run_dir)
         except BaseException:
             session.close("shell set-up failed")
             raise
+        manual._on_stop = on_stop
+        session.on_stop = manual._stopped
+        return manual
+
+    def _stopped(self, record: StopRecord) -> None:
+        """The session made the bench safe after an emergency stop: wake a follow, then tell the listener."""
+        with self._arrived:
+            self._arrived.notify_all()
+        if self._on_stop is not None:
+            self._on_stop(record)
 
     @property
     def stop_record(self) -> StopRecord | None:
@@ -504,11 +515,14 @@ class ManualBench:
         structures = self.icd.structures(self._structure_of(target, whole=True))
         wanted = [target] if target in self.icd.tm else [f"{h.node.name}.{f.name}" for h in structures
                                                          for f in h.structure.fields]  # fmt: skip
+        from bench import emergency
+
         for hk in structures:
             sat.enable_hk(hk.mnemonic)
         try:
             seen = 0
             while command.count is None or seen < command.count:
+                emergency.check()  # a stop ends a follow (a wait under way ends with the satellite's silence)
                 sample = sat.await_tm(wanted[-1], timeout_s=max(5.0, 3 * self._period(structures)))
                 values = {m: s.value for m in wanted for s in [sat.latest(m)] if s is not None}
                 values[sample.mnemonic] = sample.value
@@ -542,7 +556,7 @@ class ManualBench:
             for event in list(sat.events):
                 yield Result("event", True, _event(event))
             return
-        arrived = threading.Condition()
+        arrived = self._arrived
 
         def wake(_line: str) -> None:  # every packet the link traces wakes the follower: nothing polls
             with arrived:

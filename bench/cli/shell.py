@@ -12,7 +12,7 @@ import contextlib
 import datetime as dt
 import json
 import os
-import signal
+import queue
 import sys
 import threading
 from collections.abc import Iterable
@@ -185,11 +185,24 @@ def _lines(manual: ManualBench, interactive: bool) -> Iterable[str]:
                 pass
 
 
-def _interrupt_main(main: threading.Thread) -> None:
-    """Wake the main thread (blocked reading a line, or waiting on the satellite) with SIGINT: the session's
-    signal handler makes the bench safe again and unwinds the shell."""
-    if main.ident is not None:
-        signal.pthread_kill(main.ident, signal.SIGINT)
+_EOF = object()  # the operator's end of input (Ctrl-D, end of script)
+_STOP = object()  # an emergency stop (or a lost lease) made the bench safe
+
+
+def _reader(manual: ManualBench, interactive: bool, inbox: queue.Queue[object]) -> threading.Thread:
+    """Read the operator's lines in a thread of their own: the main thread waits on ``inbox`` for a line *or*
+    an emergency stop, so a stop ends an idle shell at once — no signal, no polling."""
+
+    def read() -> None:
+        try:
+            for line in _lines(manual, interactive):
+                inbox.put(line)
+        finally:
+            inbox.put(_EOF)
+
+    thread = threading.Thread(target=read, name="shell-input", daemon=True)
+    thread.start()
+    return thread
 
 
 def shell(
@@ -200,15 +213,15 @@ def shell(
     """Command the satellite by hand: power, telecommands, telemetry, events (Tab completes ICD names).
 
     Holds the bench (its lease) and feeds the supply's watchdog while it runs; every command is journaled in
-    <out>/<run-id>/journal.jsonl; exit, Ctrl-D, Ctrl-C or `bench safe` leave the bench safe. Lines can also come
-    from a script: `printf 'power on\\ntm EPS\\n' | bench shell`.
+    <out>/<run-id>/journal.jsonl; exit, Ctrl-D, Ctrl-C, SIGTERM or `bench safe` leave the bench safe. Lines can
+    also come from a script: `printf 'power on\\ntm EPS\\n' | bench shell`.
     """
     printer = Printer(as_json)
-    main = threading.main_thread()
+    inbox: queue.Queue[object] = queue.Queue()
 
-    def stopped(record: StopRecord) -> None:
+    def stopped(record: StopRecord) -> None:  # the lease keeper's thread, after the session made the bench safe
         _err(f"EMERGENCY STOP: {record.describe()}; the bench is safe — the shell ends")
-        _interrupt_main(main)
+        inbox.put(_STOP)
 
     manual = _open(bench_config, out, "shell", on_stop=stopped)
     interactive = sys.stdin.isatty()
@@ -216,18 +229,24 @@ def shell(
     if not as_json:
         lease = f"bench {manual.session.bench_name} held; watchdog {'fed' if manual.session.watchdog_armed else 'off'}"
         _err(f"{lease}; journal {manual.run_dir}; `help` lists the commands, Ctrl-D ends (bench safe)")
+    _reader(manual, interactive, inbox)
     try:
-        for line in _lines(manual, interactive):
+        while True:
+            line = inbox.get()  # interruptible: Ctrl-C and SIGTERM reach the session's handlers here
+            if line is _EOF or line is _STOP or manual.stop_record is not None:
+                break
+            assert isinstance(line, str)
             if not interactive and not as_json and line.strip():
                 print(f"{PROMPT}{line}", flush=True)
-            if _run(manual, line, printer):
+            if _run(manual, line, printer) or manual.stop_record is not None:
                 break
     except KeyboardInterrupt:
-        reason = "emergency stop" if manual.stop_record is not None else "interrupted (Ctrl-C or SIGTERM)"
+        reason = "interrupted (Ctrl-C or SIGTERM)"
     except BaseException:
-        reason = "shell error"
-        _closed(manual, reason, printer)
+        _closed(manual, "shell error", printer)
         raise
+    if manual.stop_record is not None:
+        reason = "emergency stop"
     raise typer.Exit(_closed(manual, reason, printer))
 
 
@@ -242,7 +261,7 @@ def _run(manual: ManualBench, line: str, printer: Printer) -> bool:
             printer.show(line, result)
     except EmergencyStop as exc:
         _err(f"refused: {exc}")
-        raise KeyboardInterrupt from None
+        return True
     return False
 
 

@@ -147,7 +147,7 @@ def _closed(manual: ManualBench, reason: str, printer: Printer) -> int:
 
 
 # -- the shell -----------------------------------------------------------------------------------------------
-def _lines(manual: ManualBench, interactive: bool) -> Iterable[str]:
+def _lines(manual: ManualBench, interactive: bool, turn: threading.Semaphore) -> Iterable[str]:
     """Operator lines: readline (completion, history) on a terminal, else the script's lines."""
     if not interactive:
         for raw in sys.stdin:
@@ -171,6 +171,7 @@ def _lines(manual: ManualBench, interactive: bool) -> Iterable[str]:
             readline.read_history_file(HISTORY_FILE)
     try:
         while True:
+            turn.acquire()  # the prompt comes back once the previous command has printed its results
             try:
                 yield input(PROMPT)
             except EOFError:  # Ctrl-D
@@ -189,13 +190,15 @@ _EOF = object()  # the operator's end of input (Ctrl-D, end of script)
 _STOP = object()  # an emergency stop (or a lost lease) made the bench safe
 
 
-def _reader(manual: ManualBench, interactive: bool, inbox: queue.Queue[object]) -> threading.Thread:
+def _reader(
+    manual: ManualBench, interactive: bool, inbox: queue.Queue[object], turn: threading.Semaphore
+) -> threading.Thread:
     """Read the operator's lines in a thread of their own: the main thread waits on ``inbox`` for a line *or*
     an emergency stop, so a stop ends an idle shell at once — no signal, no polling."""
 
     def read() -> None:
         try:
-            for line in _lines(manual, interactive):
+            for line in _lines(manual, interactive, turn):
                 inbox.put(line)
         finally:
             inbox.put(_EOF)
@@ -229,7 +232,8 @@ def shell(
     if not as_json:
         lease = f"bench {manual.session.bench_name} held; watchdog {'fed' if manual.session.watchdog_armed else 'off'}"
         _err(f"{lease}; journal {manual.run_dir}; `help` lists the commands, Ctrl-D ends (bench safe)")
-    _reader(manual, interactive, inbox)
+    turn = threading.Semaphore(1)
+    _reader(manual, interactive, inbox, turn)
     try:
         while True:
             line = inbox.get()  # interruptible: Ctrl-C and SIGTERM reach the session's handlers here
@@ -240,6 +244,7 @@ def shell(
                 print(f"{PROMPT}{line}", flush=True)
             if _run(manual, line, printer) or manual.stop_record is not None:
                 break
+            turn.release()
     except KeyboardInterrupt:
         reason = "interrupted (Ctrl-C or SIGTERM)"
     except BaseException:
@@ -247,6 +252,8 @@ def shell(
         raise
     if manual.stop_record is not None:
         reason = "emergency stop"
+    if interactive:
+        printer.failures = 0  # at a terminal the operator saw each refusal; the status says how it ended
     raise typer.Exit(_closed(manual, reason, printer))
 
 

@@ -103,6 +103,8 @@ class BenchSession:
     instruments: dict[str, InstrumentInfo] = field(default_factory=dict)
     safe_state: SafeState = field(default_factory=SafeState)
     watchdog_armed: bool = False
+    # Told (from the lease keeper's thread) once an emergency stop or a lost lease has made the bench safe.
+    on_stop: Callable[[emergency.StopRecord], None] | None = None
     _campaign: str = "development"
     _opened: dict[str, OpenedInstrument] = field(default_factory=dict)
     _supply: GuardedSupply | None = None
@@ -387,6 +389,7 @@ class BenchSession:
                 test_id=self._current_test,
             )
         self.safe_state.enter(f"emergency stop by {interlock.who}@{interlock.host}", fresh=True)
+        self._told_stop(record)
 
     def _on_lease_lost(self, reason: str) -> None:
         """The lease is gone (the shared store lost our connection): we no longer own the bench; stop."""
@@ -402,6 +405,14 @@ class BenchSession:
                 reason=f"lease lost: {reason}", test_id=self._current_test,
             )  # fmt: skip
         self.safe_state.enter("lease lost", fresh=True)
+        self._told_stop(record)
+
+    def _told_stop(self, record: emergency.StopRecord) -> None:
+        if self.on_stop is not None:
+            try:
+                self.on_stop(record)
+            except Exception:  # the listener's problem must not hide the stop
+                log.exception("on_stop listener failed")
 
     # -- closing ----------------------------------------------------------------------------------------
     def close(self, reason: str = "session end") -> None:

@@ -16,6 +16,7 @@ from typer.core import TyperCommand
 
 from bench.cli.reservation import register as register_reservation_commands
 from bench.cli.results import register as register_results_commands
+from bench.cli.shell import register as register_shell_commands
 from bench.config import ConfigError, ModelLevel, load_config
 from bench.limits import load_limits
 
@@ -249,3 +250,4 @@ def check(
 
 register_results_commands(app)
 register_reservation_commands(app)
+register_shell_commands(app)

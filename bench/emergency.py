@@ -6,7 +6,8 @@ at its next lease heartbeat and latches it here. From then on, in this process:
 
 * every action that could power the DUT or radiate — supply output on, a voltage or current setting, an
   inrush capture, generator RF — raises `EmergencyStop` before anything is sent (`check()`);
-* every await (`bench.waiting`) ends with `EmergencyStop` at its next poll instead of waiting out its timeout;
+* every await (`bench.waiting`) ends with `EmergencyStop` at its next poll instead of waiting out its timeout,
+  and every wait on the satellite (woken through `on_latch`) at once;
 * the running test fails with the stop's reason, the rest of the run is skipped, the verdict is ABORTED.
 
 Switching things *off* is never refused. The latch is cleared only when a new session opens, and a new
@@ -16,9 +17,10 @@ session cannot open while the interlock is still set in the store (`bench safe -
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["EmergencyStop", "StopRecord", "check", "latch", "latched", "reset"]
+__all__ = ["EmergencyStop", "StopRecord", "check", "latch", "latched", "on_latch", "reset"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,16 +47,34 @@ class EmergencyStop(RuntimeError):
 
 _lock = threading.Lock()
 _latched: StopRecord | None = None
+_listeners: list[Callable[[], None]] = []
 
 
 def latch(record: StopRecord) -> bool:
-    """Latch the stop; True the first time (a later stop keeps the first record)."""
+    """Latch the stop; True the first time (a later stop keeps the first record). Wakes every listener, so
+    that a wait blocked on a condition (the satellite's) ends now instead of at its timeout."""
     global _latched
     with _lock:
         if _latched is not None:
             return False
         _latched = record
-        return True
+        listeners = tuple(_listeners)
+    for wake in listeners:
+        wake()
+    return True
+
+
+def on_latch(wake: Callable[[], None]) -> Callable[[], None]:
+    """Call ``wake()`` when the stop latches; returns the call that unsubscribes it."""
+    with _lock:
+        _listeners.append(wake)
+
+    def unsubscribe() -> None:
+        with _lock:
+            if wake in _listeners:
+                _listeners.remove(wake)
+
+    return unsubscribe
 
 
 def latched() -> StopRecord | None:

@@ -161,6 +161,7 @@ class Satellite:
 
     def close(self) -> None:
         self._link.close()
+        self._history.close()
 
     def __enter__(self) -> Satellite:
         return self.start()

@@ -22,11 +22,13 @@ import datetime as dt
 import itertools
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from bench import emergency
 from bench.icd import EventRecord, Icd, Value
 from bench.link.csp import CspPacket
 from bench.predicates import Predicate, as_predicate
@@ -121,6 +123,18 @@ class ReceivedEvent:
         return f"{self.mnemonic}({data}) [{self.severity}] at {clock(self.time)}"
 
 
+def _waker(ref: weakref.ref[History]) -> Callable[[], None]:
+    """Wakes the history's waits when the emergency stop latches (weak: a dropped history is not kept alive)."""
+
+    def wake() -> None:
+        history = ref()
+        if history is not None:
+            with history.cond:
+                history.cond.notify_all()
+
+    return wake
+
+
 class History:
     """The stores of what arrived, the one condition that guards them, and every await on them.
 
@@ -131,6 +145,7 @@ class History:
         self.icd = icd
         self.timeouts = timeouts  # the defaults of every await of the package
         self.cond = threading.Condition()  # wraps an RLock: a check may take it again
+        self._unsubscribe = emergency.on_latch(_waker(weakref.ref(self)))
         self.link_error: str | None = None
         self._depth = depth
         self._seq = 0
@@ -181,6 +196,10 @@ class History:
     def file_service_reply(self, src: int, sport: int, dport: int, packet: CspPacket) -> None:
         self._service_replies.setdefault((src, sport, dport), deque(maxlen=8)).append(packet)
 
+    def close(self) -> None:
+        """No more waits: stop listening for the emergency stop."""
+        self._unsubscribe()
+
     def link_down(self, reason: str) -> None:
         """The link is gone: every wait, now and later, fails at once with ``reason``."""
         with self.cond:
@@ -201,6 +220,7 @@ class History:
                 result = check()
                 if result is not None:
                     return result
+                emergency.check()  # a stop ends the wait now (latching wakes the condition), not at its timeout
                 if self.link_error is not None:
                     raise LinkDown(f"CAN link down while awaiting {what}: {self.link_error}")
                 remaining = deadline - time.monotonic()

@@ -433,7 +433,7 @@ class ManualBench:
         error is a Result (kind ``refused``/``error``), never an exception — except the emergency stop."""
         from bench.emergency import EmergencyStop
         from bench.errors import ConfigError
-        from bench.safety import EnvelopeViolation
+        from bench.envelope import EnvelopeViolation
         from bench.satellite import LinkDown, RequestRefused, SatelliteTimeout
         from instruments.errors import InstrumentError
 

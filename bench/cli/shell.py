@@ -116,7 +116,7 @@ def _open(config: Path | None, out: Path | None, mode: str, on_stop: Any = None)
     from bench.config import ConfigError, load_config
     from bench.manual import ManualBench
     from bench.reservation import ReservationError
-    from bench.safety import EnvelopeViolation
+    from bench.envelope import EnvelopeViolation
     from bench.twin_launcher import TwinError
     from instruments.errors import InstrumentError
 

@@ -226,15 +226,22 @@ class MonitoredLimit:
     limit: Limit
     role: str = "dut_main"
 
+    def __post_init__(self) -> None:
+        lim = self.limit
+        if lim.units not in _UNITS_QUANTITY:
+            raise ValueError(
+                f"limit {lim.name} is in {lim.units!r}: a monitored power limit must be in A (current) or V (voltage)"
+            )
+        if lim.low is not None or lim.high is None:
+            raise ValueError(
+                f"limit {lim.name} has a low bound ({lim.low} {lim.units}): a monitored power limit must be a "
+                "ceiling (high only), since the samples taken with the DUT off would break any floor; judge a "
+                "floor with measure() at a chosen moment"
+            )
+
     @property
     def quantity(self) -> Quantity:
-        q = _UNITS_QUANTITY.get(self.limit.units)
-        if q is None:
-            raise ValueError(
-                f"limit {self.limit.name} is in {self.limit.units!r}: a monitored power limit must be in A "
-                "(current) or V (voltage)"
-            )
-        return q
+        return _UNITS_QUANTITY[self.limit.units]
 
 
 @dataclass(frozen=True, slots=True)

@@ -432,8 +432,8 @@ class ManualBench:
         """Parse, check and perform one line; each result is journaled before it is yielded. A refusal or an
         error is a Result (kind ``refused``/``error``), never an exception — except the emergency stop."""
         from bench.emergency import EmergencyStop
-        from bench.errors import ConfigError
         from bench.envelope import EnvelopeViolation
+        from bench.errors import ConfigError
         from bench.satellite import LinkDown, RequestRefused, SatelliteTimeout
         from instruments.errors import InstrumentError
 

@@ -114,9 +114,9 @@ class Printer:
 # -- opening the bench --------------------------------------------------------------------------------------
 def _open(config: Path | None, out: Path | None, mode: str, on_stop: Any = None) -> ManualBench:
     from bench.config import ConfigError, load_config
+    from bench.envelope import EnvelopeViolation
     from bench.manual import ManualBench
     from bench.reservation import ReservationError
-    from bench.envelope import EnvelopeViolation
     from bench.twin_launcher import TwinError
     from instruments.errors import InstrumentError
 

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -121,7 +122,10 @@ def run(
         args.append("--strict-db" if strict else "--no-strict-db")
     args += list(ctx.meta.get("pytest_args", ())) + list(ctx.args)
     finished = _RunFinished()
-    code = int(pytest.main(args, plugins=[finished]))
+    from bench.cli.progress import live_progress, wanted
+
+    with live_progress() if wanted() else contextlib.nullcontext() as progress:  # a live line on terminals only
+        code = int(pytest.main(args, plugins=[finished] if progress is None else [finished, progress]))
     run_dir = out / run_id  # this run's own directory: never `latest`, which another run may have moved
     if finished.record is not None or (run_dir / "journal.jsonl").exists():
         _print_run_summary(run_dir, finished.record)
@@ -166,8 +170,8 @@ def _print_run_summary(run_dir: Path, record: RunRecord | None = None) -> None:
             str(verdicts.count("fail")),
         )
     console.print(table)
-    for test in record.tests:  # why a test did not pass, e.g. "needs an operator: <step>"
-        if test.outcome != "passed" and test.message:
+    for test in record.tests:  # why a test was skipped, e.g. "needs an operator: <step>"
+        if test.outcome == "skipped" and test.message:
             line = f"  {test.name}: {test.message.splitlines()[0][:200]}"
             console.print(line, highlight=False, markup=False, soft_wrap=True)
     verdict = str(record.verdict).upper()

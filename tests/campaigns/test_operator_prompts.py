@@ -4,6 +4,8 @@ answer lets it run; every prompt, its answer, who gave it and the wait are journ
 from __future__ import annotations
 
 import json
+import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -118,3 +120,34 @@ def test_an_answers_file_is_a_mapping_of_text_to_answer(tmp_path):
     bad.write_text("- a list\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml: an answers file is a YAML mapping"):
         load_answers(bad)
+
+
+def test_at_a_terminal_the_operator_answers_and_the_journal_says_who(tmp_path):
+    """A development run on a terminal: the prompt appears (pytest's capture suspended), "y" answers it."""
+    master, slave = pty.openpty()
+    argv = [sys.executable, "-m", "bench.cli", "run", "test_plans/comms/test_comms_uplink.py", "-k", "bench_cable"]
+    env = {k: v for k, v in os.environ.items() if k != "CI"} | {"TERM": "xterm", "BENCH_OPERATOR": "ada"}
+    proc = subprocess.Popen([*argv, f"--out={tmp_path}"], cwd=PROJECT, stdin=slave, stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    screen, answered = b"", False
+    try:
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # the terminal closed with the process
+                break
+            if not data:
+                break
+            screen += data
+            if not answered and b"OPERATOR" in screen and b"[y/n]" in screen:
+                os.write(master, b"y\r")
+                answered = True
+        assert proc.wait(timeout=60) == 0, screen.decode(errors="replace")[-2000:]
+    finally:
+        proc.kill()
+        os.close(master)
+    assert answered
+    records = [json.loads(line) for line in next(tmp_path.glob("*/journal.jsonl")).read_text().splitlines()]
+    prompt = next(r for r in records if r["kind"] == "operator_prompt")
+    assert prompt["answered_by"] == "operator ada" and prompt["answer"] is True and prompt["waited"] >= 0
+    assert next(r for r in records if r["kind"] == "test_end")["outcome"] == "passed"

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import pty
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -150,4 +152,42 @@ def test_at_a_terminal_the_operator_answers_and_the_journal_says_who(tmp_path):
     records = [json.loads(line) for line in next(tmp_path.glob("*/journal.jsonl")).read_text().splitlines()]
     prompt = next(r for r in records if r["kind"] == "operator_prompt")
     assert prompt["answered_by"] == "operator ada" and prompt["answer"] is True and prompt["waited"] >= 0
+    assert next(r for r in records if r["kind"] == "test_end")["outcome"] == "passed"
+
+
+def test_the_wait_for_the_operator_does_not_count_against_the_test_timeout(tmp_path):
+    """A 2 s pytest-timeout and an operator who takes 3 s to answer: the timer is paused, the test passes."""
+    plan = tmp_path / "test_slow_operator.py"
+    plan.write_text('def test_slow(operator):\n    operator.confirm("Remove the RBF pin")\n')
+    limits = PROJECT / "test_plans" / "limits.yaml"
+    master, slave = pty.openpty()
+    argv = [sys.executable, "-m", "bench.cli", "run", str(plan), f"--out={tmp_path / 'runs'}"]
+    argv += ["--", f"--limits={limits}", "--timeout=2", "-p", "no:cacheprovider"]
+    env = {k: v for k, v in os.environ.items() if k != "CI"} | {"TERM": "xterm"}
+    proc = subprocess.Popen(argv, cwd=PROJECT, stdin=slave, stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    screen, asked_at, answered = b"", None, False
+    try:
+        while True:
+            wait = None if asked_at is None or answered else max(0.0, asked_at + 3.0 - time.monotonic())
+            ready, _, _ = select.select([master], [], [], wait)
+            if not ready:  # the slow operator's 3 s are up: answer
+                os.write(master, b"y\r")
+                answered = True
+                continue
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            screen += data
+            if asked_at is None and b"[y/n]" in screen:
+                asked_at = time.monotonic()
+        assert proc.wait(timeout=60) == 0, screen.decode(errors="replace")[-2000:]
+    finally:
+        proc.kill()
+        os.close(master)
+    records = [json.loads(line) for line in next(tmp_path.glob("runs/*/journal.jsonl")).read_text().splitlines()]
+    assert next(r for r in records if r["kind"] == "operator_prompt")["waited"] >= 2.5
     assert next(r for r in records if r["kind"] == "test_end")["outcome"] == "passed"

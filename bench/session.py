@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from bench import emergency
 from bench.asrun import new_run_id
 from bench.calibration import CalibrationState, CalStatus, calibration_of
+from bench.campaign import CAMPAIGN_KINDS, policies_for
 from bench.config import ConfigError, LoadedConfig
 from bench.envelope import GuardedSupply, arm_protection, check_ratings
 from bench.journal import Journal
@@ -53,7 +54,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Campaigns whose results qualify hardware: every instrument must be in calibration before power-on.
-CALIBRATED_CAMPAIGNS = frozenset({"qualification", "acceptance"})
+CALIBRATED_CAMPAIGNS = frozenset(k for k in CAMPAIGN_KINDS if policies_for(k).calibration_enforced)
 
 
 @dataclass

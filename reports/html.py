@@ -48,8 +48,10 @@ from reports.run_record import (
     OUTCOMES,
     VERDICTS,
     Attachment,
+    CampaignInfo,
     InstrumentRecord,
     Measurement,
+    OperatorAction,
     RunRecord,
     TestRecord,
     parse_time,
@@ -133,6 +135,19 @@ class AttachmentView:
 
 
 @dataclass(frozen=True)
+class OperatorStepView:
+    """One operator prompt in a test's step sequence."""
+
+    time: str
+    kind: str
+    text: str
+    answer: str
+    answered_by: str
+    outcome: str
+    waited: str
+
+
+@dataclass(frozen=True)
 class TestView:
     anchor: str
     number: int
@@ -154,6 +169,7 @@ class TestView:
     total_rows: int = 0
     print_rows: tuple[MeasurementRow, ...] = ()
     """The rows the printed section lists (all of ``rows`` unless ``condensed``)."""
+    operator_steps: tuple[OperatorStepView, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -423,11 +439,15 @@ def build_view(
     model_level = (run.model_level if run else "") or (dut.model_level if dut else "")
     dut_text = " ".join(x for x in ((dut.name if dut else ""), f"s/n {dut.serial}" if dut and dut.serial else "") if x)
     campaign = run.campaign if run else ""
+    definition = record.campaign
+    if definition is not None:  # started from a campaign file: its name and kind
+        campaign = f"{definition.id} issue {definition.issue} ({definition.kind})"
 
     cover = (
         Field("Test procedure", procedure),
         Field("Requirements", str(req_set.document) if req_set is not None else ""),
         Field("Campaign", campaign),
+        *_campaign_fields(definition),
         Field("Model level", model_level),
         Field("DUT", dut.name if dut else ""),
         Field("DUT part number", part_number),
@@ -615,7 +635,28 @@ def _test_view(number: int, t: TestRecord, run_dir: Path, notes: list[str]) -> T
         condensed=condensed,
         total_rows=len(t.measurements),
         print_rows=tuple(r for r in rows if r.verdict != "pass") if condensed else rows,
+        operator_steps=tuple(_operator_step(a) for a in t.operator_actions),
     )
+
+
+def _operator_step(a: OperatorAction) -> OperatorStepView:
+    answer = a.answer + (f" {a.units}" if a.units and a.answer else "")
+    if a.options:
+        answer += f" (of {', '.join(a.options)})"
+    by = a.answered_by or "nobody"
+    if a.note:
+        by += f" ({a.note})"
+    return OperatorStepView(
+        time=fmt_time(a.time), kind=a.prompt, text=a.text, answer=answer or "—", answered_by=by,
+        outcome=a.outcome, waited=fmt_duration(a.waited) if a.waited is not None else "",
+    )  # fmt: skip
+
+
+def _campaign_fields(c: CampaignInfo | None) -> tuple[Field, ...]:
+    """The campaign file on the cover: which file and which version of it (its text is in the journal)."""
+    if c is None:
+        return ()
+    return (Field("Campaign purpose", c.purpose), Field("Campaign file", f"{c.path} (SHA-256 {c.sha256})"))
 
 
 def _clean_doc(doc: str) -> str:

@@ -16,6 +16,8 @@ record feeds everything made at the end of a run: the report view (:mod:`reports
 ``emergency_stop``   → :class:`EmergencyStopEvent` (an operator stopped the bench: ``bench safe``)
 ``dut_identity``     → :class:`DutIdentity` (what each node said about itself; its last reading wins)
 ``deviation``        → :class:`Deviation` (an approved deviation from the procedure)
+``campaign``         → :class:`CampaignInfo` (the campaign file the run followed, its SHA-256 and text)
+``operator_prompt``  → :class:`OperatorAction` in its test (a prompt, its answer, who answered, the wait)
 ``run_end``          → :class:`RunEnd`
 ``db_import``        → :class:`DbImport` (whether the run reached the results database; the last one wins)
 
@@ -78,6 +80,7 @@ __all__ = [
     "Attachment",
     "Calibration",
     "CalibrationStatus",
+    "CampaignInfo",
     "DbImport",
     "Deviation",
     "DutIdentity",
@@ -89,6 +92,7 @@ __all__ = [
     "LimitsInfo",
     "MeasuredValue",
     "Measurement",
+    "OperatorAction",
     "Outcome",
     "RunEnd",
     "RunInfo",
@@ -238,6 +242,40 @@ class Attachment:
 
 
 @dataclass(frozen=True)
+class OperatorAction:
+    """One operator prompt of a test (``operator_prompt``): what was asked, the answer and who gave it."""
+
+    prompt: str
+    """confirm, choose or value."""
+    text: str
+    options: tuple[str, ...]
+    units: str
+    answer: str
+    """The answer as text ("yes"/"no", the option, the number); "" when nobody answered."""
+    answered_by: str
+    """"operator NAME", "script FILE", or "" (nobody)."""
+    outcome: str
+    """answered, declined or unanswered."""
+    waited: float | None
+    """Seconds the bench waited for the answer."""
+    time: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class CampaignInfo:
+    """The campaign a run followed (``campaign``): its id, kind, file, the file's SHA-256 and text."""
+
+    id: str
+    issue: str
+    kind: str
+    purpose: str
+    path: str
+    sha256: str
+    definition: str
+
+
+@dataclass(frozen=True)
 class TestRecord:
     """One test: what it verifies, what it measured, and how it ended."""
 
@@ -256,6 +294,8 @@ class TestRecord:
     message: str
     end: str | None
     """Time of ``test_end``; ``None`` when the journal ended while the test was running."""
+    operator_actions: tuple[OperatorAction, ...] = ()
+    """The operator prompts of the test, in the order they were put."""
 
     @property
     def closed(self) -> bool:
@@ -365,6 +405,8 @@ class RunRecord:
     deviations: tuple[Deviation, ...] = ()
     db_import: DbImport | None = None
     """The last ``db_import`` record, or None when the run was not (yet) imported by the bench."""
+    campaign: CampaignInfo | None = None
+    """The campaign file the run followed, when it was started from one (``bench run NAME``)."""
 
     @property
     def complete(self) -> bool:
@@ -704,6 +746,7 @@ class _OpenTest:
     doc: str
     measurements: list[Measurement] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
+    operator_actions: list[OperatorAction] = field(default_factory=list)
     outcome: Outcome | None = None
     duration: float | None = None
     message: str = ""
@@ -727,6 +770,7 @@ class _Reader:
         self.identity: dict[str, DutIdentity] = {}
         self.deviations: list[Deviation] = []
         self.db_import: DbImport | None = None
+        self.campaign: CampaignInfo | None = None
 
     def warn(self, text: str) -> None:
         self.warnings.append(text)
@@ -898,6 +942,23 @@ class _Reader:
             )
         )  # fmt: skip
 
+    def _operator_prompt(self, f: _Fields) -> None:
+        answer = f.obj.get("answer")
+        text = "" if answer is None else ("yes" if answer is True else "no" if answer is False else loose_text(answer))
+        self._test_for(f, f.required_text("test_id")).operator_actions.append(
+            OperatorAction(
+                prompt=f.loose("prompt"), text=f.loose("text"), options=f.texts("options"), units=f.loose("units"),
+                answer=text, answered_by=f.loose("answered_by"), outcome=f.loose("outcome"),
+                waited=f.number("waited"), time=f.text("time"), note=f.loose("note"),
+            )
+        )  # fmt: skip
+
+    def _campaign(self, f: _Fields) -> None:
+        self.campaign = CampaignInfo(
+            id=f.loose("id"), issue=f.loose("issue"), kind=f.loose("campaign_kind"), purpose=f.loose("purpose"),
+            path=f.loose("path"), sha256=f.loose("sha256"), definition=f.loose("definition"),
+        )  # fmt: skip
+
     def _db_import(self, f: _Fields) -> None:
         self.db_import = DbImport(ok=f.obj.get("ok") is True, error=f.loose("error"), retry=f.loose("retry"))
 
@@ -929,6 +990,8 @@ class _Reader:
         "dut_identity": _dut_identity,
         "deviation": _deviation,
         "db_import": _db_import,
+        "operator_prompt": _operator_prompt,
+        "campaign": _campaign,
     }
 
     def finish(self) -> RunRecord:
@@ -962,6 +1025,7 @@ class _Reader:
                     duration=duration,
                     message=message,
                     end=t.end,
+                    operator_actions=tuple(t.operator_actions),
                 )
             )
         record = RunRecord(
@@ -978,6 +1042,7 @@ class _Reader:
             dut_identity=tuple(self.identity.values()),
             deviations=tuple(self.deviations),
             db_import=self.db_import,
+            campaign=self.campaign,
         )
         if self.end is not None and self.end.counts:
             mine = record.outcome_counts()

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from rich.console import Console
 from typer._click.core import Context  # typer ships its own click; its Context is this one
 from typer.core import TyperCommand
 
+from bench.cli.campaigns import register as register_campaign_commands
 from bench.cli.reservation import register as register_reservation_commands
 from bench.cli.results import register as register_results_commands
 from bench.cli.shell import register as register_shell_commands
@@ -55,14 +57,17 @@ class _RunCommand(TyperCommand):
 @app.command(cls=_RunCommand)
 def run(
     ctx: typer.Context,
-    plans: Annotated[list[str] | None, typer.Argument(help="test plan files or folders [default: test_plans]")] = None,
+    plans: Annotated[
+        list[str] | None,
+        typer.Argument(help="a campaign name (bench campaigns), or test plan files or folders [default: test_plans]"),
+    ] = None,
     bench_config: ConfigOpt = None,
     model_level: Annotated[ModelLevel | None, typer.Option(help="model level of the DUT (selects limits)")] = None,
     dut_serial: Annotated[str | None, typer.Option(help="serial number of the unit under test")] = None,
     out: Annotated[Path, typer.Option(help="folder receiving run directories")] = Path("runs"),
-    campaign: Annotated[str, typer.Option(help="campaign: development, qualification, acceptance, nightly")] = (
-        "development"
-    ),
+    campaign: Annotated[
+        str | None, typer.Option(help="campaign kind: development, qualification, acceptance, nightly")
+    ] = None,
     operator: Annotated[str | None, typer.Option(help="test conductor [default: $USER]")] = None,
     keyword: Annotated[str | None, typer.Option("-k", help="only tests matching this pytest expression")] = None,
     strict: Annotated[
@@ -77,17 +82,33 @@ def run(
     """Run test plans against the bench and write <out>/<run-id>/ (journal, report.html, junit.xml, allure-results).
 
     Arguments after `--` go to pytest unchanged, e.g. `bench run test_plans/eps -- -x -v`.
+    `bench run nightly` runs the campaign test_plans/campaigns/nightly.yaml (its plans, level, policies).
     """
     import pytest  # imported here: the other commands must start fast
 
     from bench.asrun import new_run_id
+    from bench.cli.campaigns import campaign_named
 
+    try:
+        named = campaign_named(plans[0]) if plans else None
+    except ConfigError as exc:
+        raise _fail(str(exc).splitlines()[0]) from None
+    campaign_args: list[str] = []
+    if named is not None:
+        kind = named.campaign.kind
+        if len(plans or ()) > 1:
+            raise _fail(f"{named.path}: plans: the campaign names its plans; narrow it with -k, not more paths")
+        if campaign is not None and campaign != kind:
+            raise _fail(f"{named.path}: kind: the campaign is a {kind} campaign; drop --campaign {campaign}")
+        plans, campaign, campaign_args = list(named.campaign.plans), kind, ["--campaign-file", str(named.path)]
+    campaign = campaign or "development"
     targets = plans or ["test_plans"]
     for target in targets:
         if not Path(target.split("::")[0]).exists():
             raise _fail(f"test plan '{target}' not found; run from the project root or give the path to the plans")
     run_id = new_run_id()
     args = [*targets, "--out", str(out), "--run-id", run_id, "--campaign", campaign, "-p", "no:cacheprovider"]
+    args += campaign_args
     if bench_config:
         args += ["--bench-config", str(bench_config)]
     if model_level:
@@ -102,7 +123,10 @@ def run(
         args.append("--strict-db" if strict else "--no-strict-db")
     args += list(ctx.meta.get("pytest_args", ())) + list(ctx.args)
     finished = _RunFinished()
-    code = int(pytest.main(args, plugins=[finished]))
+    from bench.cli.progress import live_progress, wanted
+
+    with live_progress() if wanted() else contextlib.nullcontext() as progress:  # a live line on terminals only
+        code = int(pytest.main(args, plugins=[finished] if progress is None else [finished, progress]))
     run_dir = out / run_id  # this run's own directory: never `latest`, which another run may have moved
     if finished.record is not None or (run_dir / "journal.jsonl").exists():
         _print_run_summary(run_dir, finished.record)
@@ -147,6 +171,10 @@ def _print_run_summary(run_dir: Path, record: RunRecord | None = None) -> None:
             str(verdicts.count("fail")),
         )
     console.print(table)
+    for test in record.tests:  # why a test was skipped, e.g. "needs an operator: <step>"
+        if test.outcome == "skipped" and test.message:
+            line = f"  {test.name}: {test.message.splitlines()[0][:200]}"
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
     verdict = str(record.verdict).upper()
     colour = {"PASS": "green", "FAIL": "red", "ABORTED": "bold red"}.get(verdict, "yellow")
     console.print(f"verdict: [bold {colour}]{verdict}[/] ({record.verdict_reason})", highlight=False)
@@ -221,8 +249,9 @@ def verify(run_dir: Annotated[Path, typer.Argument(help="a run directory (holds 
 def check(
     bench_config: ConfigOpt = None,
     limits: Annotated[Path, typer.Option(help="limits file")] = Path("test_plans/limits.yaml"),
+    campaigns: Annotated[Path, typer.Option(help="folder of campaign files")] = Path("test_plans/campaigns"),
 ) -> None:
-    """Validate a bench config and the limits file (no instrument is contacted)."""
+    """Validate a bench config, the limits file and the campaigns (no instrument is contacted)."""
     from bench.icd import icd_path, load_icd
 
     try:
@@ -246,8 +275,13 @@ def check(
             f"{len(icd.tm)} telemetry values, {len(icd.events)} events)",
             highlight=False,
         )
+    from bench.cli.campaigns import check_all
+
+    if not check_all(console, limits, campaigns):
+        raise typer.Exit(2)
 
 
 register_results_commands(app)
+register_campaign_commands(app)
 register_reservation_commands(app)
 register_shell_commands(app)

@@ -96,3 +96,14 @@ def test_frames_for_another_callsign_are_rejected(radio, rf, measure):
     measure("COMMS.RX_FOREIGN_FRAMES_ACCEPTED", received_after - received)
     measure("COMMS.RX_FOREIGN_FRAMES_REJECTED", rejected_after - rejected)
     assert radio.request_hk("COMMS")["COMMS.BEACON_PERIOD"] != 99
+
+
+@pytest.mark.requirement("OTS-COM-030")
+def test_telecommand_through_the_bench_cable(radio, rf, operator):
+    """The operator confirms the uplink cable; a telecommand played through it is executed by the radio."""
+    operator.confirm("Confirm the RF cable J3 is connected to the attenuator")
+    packet, verification = radio.packet_for("COMMS.SET_BEACON_PERIOD", period_s=23)
+    rf.uplink_packets([packet], SPEC_LEVEL_DBM + 20.0)
+    radio.await_verification(verification)
+    assert verification.ok, str(verification)
+    assert radio.request_hk("COMMS")["COMMS.BEACON_PERIOD"] == 23

@@ -271,6 +271,11 @@ class BenchConfig(_Strict):
     calibration: dict[str, CalibrationRecord] = Field(
         default_factory=dict, description="calibration records keyed by instrument serial (*IDN? field 3)"
     )
+    answers: dict[str, bool | float | str] = Field(
+        default_factory=dict,
+        description="operator prompts this bench answers by its construction, prompt text → answer (the twin's "
+        "cables are always connected); a campaign's answers and --answers override them",
+    )
 
     @model_validator(mode="after")
     def _has_dut_supply(self) -> BenchConfig:

@@ -24,6 +24,14 @@ J3 = "Confirm the RF cable J3 is connected to the attenuator"
 TEST_ID = "test_plans/comms/test_comms_uplink.py::test_telecommand_through_the_bench_cable"
 
 
+def twin_without_answers(tmp_path: Path) -> Path:
+    """The default twin config minus its `answers:` (the twin answers the J3 prompt itself): someone must."""
+    text = (PROJECT / "bench" / "configs" / "twin.yaml").read_text()
+    config = tmp_path / "twin-no-answers.yaml"
+    config.write_text(text.split("\n# Prompts the twin answers by construction")[0] + "\n")
+    return config
+
+
 def run_campaign(tmp_path: Path, answers: str = "") -> tuple[subprocess.CompletedProcess[str], list[dict]]:
     campaign = tmp_path / "j3.yaml"
     campaign.write_text(
@@ -32,7 +40,16 @@ def run_campaign(tmp_path: Path, answers: str = "") -> tuple[subprocess.Complete
     )
     out = tmp_path / "runs"
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.cli", "run", str(campaign), f"--out={out}"],
+        [
+            sys.executable,
+            "-m",
+            "bench.cli",
+            "run",
+            str(campaign),
+            f"--out={out}",
+            "-c",
+            str(twin_without_answers(tmp_path)),
+        ],
         cwd=PROJECT,
         capture_output=True,
         text=True,
@@ -127,7 +144,8 @@ def test_an_answers_file_is_a_mapping_of_text_to_answer(tmp_path):
 def test_at_a_terminal_the_operator_answers_and_the_journal_says_who(tmp_path):
     """A development run on a terminal: the prompt appears (pytest's capture suspended), "y" answers it."""
     master, slave = pty.openpty()
-    argv = [sys.executable, "-m", "bench.cli", "run", "test_plans/comms/test_comms_uplink.py", "-k", "bench_cable"]
+    argv = [sys.executable, "-m", "bench.cli", "run", "test_plans/comms/test_comms_uplink.py", "-k", "bench_cable",
+            "-c", str(twin_without_answers(tmp_path))]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k != "CI"} | {"TERM": "xterm", "BENCH_OPERATOR": "ada"}
     proc = subprocess.Popen([*argv, f"--out={tmp_path}"], cwd=PROJECT, stdin=slave, stdout=slave, stderr=slave, env=env)
     os.close(slave)

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from bench.config import CONFIG_DIR, ModelLevel, parse_yaml, validation_message
+from bench.config import CONFIG_DIR, ModelLevel, load_model
 from bench.errors import ConfigError
 
 __all__ = [
@@ -158,13 +158,7 @@ class LoadedCampaign:
 def load_campaign(path: Path | str) -> LoadedCampaign:
     """Load and validate one campaign file. Raises ConfigError: one line per problem, naming file and field."""
     path = Path(path)
-    raw = parse_yaml(path, "campaign file")
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a campaign is a YAML mapping (id:, issue:, purpose:, kind:, plans:, ...)")
-    try:
-        campaign = Campaign.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(validation_message(path, exc)) from None
+    campaign = load_model(path, Campaign, "campaign file", "id:, issue:, purpose:, kind:, plans:")
     if campaign.id != path.stem:
         raise ConfigError(f"{path}: id: {campaign.id!r} differs from the file name; name the file {campaign.id}.yaml")
     data = path.read_bytes()

@@ -12,7 +12,7 @@ import hashlib
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -425,15 +425,24 @@ def check_drivers(path: Path, config: BenchConfig) -> None:
             ) from None
 
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def load_model(path: Path, model: type[ModelT], what: str, keys: str) -> ModelT:
+    """The YAML file at `path` validated as `model` (a `what`, whose top-level `keys` the message lists);
+    ConfigError with one line naming the file and the field otherwise."""
+    raw = parse_yaml(path, what)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a {what} is a YAML mapping ({keys}, ...)")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(validation_message(path, exc)) from None
+
+
 def load_config(path: Path | str | None = None) -> LoadedConfig:
     """Load and validate a bench config (default: the twin). Raises ConfigError with a one-line reason."""
     path = Path(path) if path is not None else DEFAULT_CONFIG
-    raw = parse_yaml(path, "bench config")
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a bench config is a YAML mapping (bench:, instruments:, dut:, ...)")
-    try:
-        config = BenchConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(validation_message(path, exc)) from None
+    config = load_model(path, BenchConfig, "bench config", "bench:, instruments:, dut:")
     check_drivers(path, config)
     return LoadedConfig(path=path, sha256=hashlib.sha256(path.read_bytes()).hexdigest(), config=config)

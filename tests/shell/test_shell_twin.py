@@ -114,8 +114,8 @@ def test_one_shot_tm_with_power_then_safe(standalone_twin, tmp_path):
     assert not standalone_twin.output_on() and _bench_free(config)
 
 
-def test_emergency_stop_ends_the_shell_safe(standalone_twin, tmp_path):
-    config = shell_config(standalone_twin, tmp_path)
+def shell_with_dut_on(standalone_twin, config, tmp_path) -> subprocess.Popen[str]:
+    """A shell that was told `power on` (stdin left open), once the twin's supply delivers."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.cli", "shell", "-c", str(config), "--out", str(tmp_path / "runs")],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=PROJECT,
@@ -125,6 +125,16 @@ def test_emergency_stop_ends_the_shell_safe(standalone_twin, tmp_path):
         proc.stdin.write("power on\n")
         proc.stdin.flush()
         await_true(lambda: standalone_twin.output_on() or proc.poll() is not None, timeout_s=60, what="DUT on")
+    except BaseException:
+        proc.kill()
+        raise
+    return proc
+
+
+def test_emergency_stop_ends_the_shell_safe(standalone_twin, tmp_path):
+    config = shell_config(standalone_twin, tmp_path)
+    proc = shell_with_dut_on(standalone_twin, config, tmp_path)
+    try:
         stop = bench_cli("safe", "-c", str(config), "--reason", "test stop")
         assert stop.returncode == 0, stop.stdout + stop.stderr
         out, err = proc.communicate(timeout=60)  # stdin left open: the stop alone must end the shell
@@ -141,15 +151,8 @@ def test_emergency_stop_ends_the_shell_safe(standalone_twin, tmp_path):
 
 def test_sigterm_ends_the_shell_safe(standalone_twin, tmp_path):
     config = shell_config(standalone_twin, tmp_path)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.cli", "shell", "-c", str(config), "--out", str(tmp_path / "runs")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=PROJECT,
-    )  # fmt: skip
+    proc = shell_with_dut_on(standalone_twin, config, tmp_path)
     try:
-        assert proc.stdin is not None
-        proc.stdin.write("power on\n")
-        proc.stdin.flush()
-        await_true(lambda: standalone_twin.output_on() or proc.poll() is not None, timeout_s=60, what="DUT on")
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:

@@ -28,7 +28,24 @@ import msgspec
 
 from bench.measurement import Measurement
 
-__all__ = ["ENCODER", "Journal", "MeasurementLine", "encode_measurement", "encode_record", "utc_now"]
+__all__ = [
+    "ENCODER",
+    "JOURNAL_NAME",
+    "Journal",
+    "MeasurementLine",
+    "encode_measurement",
+    "encode_record",
+    "utc_now",
+    "worker_journal_name",
+]
+
+JOURNAL_NAME: Final = "journal.jsonl"
+
+
+def worker_journal_name(worker: str) -> str:
+    """The journal a parallel run's worker keeps beside the run's own (reports.run_record reads them together)."""
+    return f"journal-{worker}.jsonl"
+
 
 _second_cache: tuple[int, str] = (-1, "")
 

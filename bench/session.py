@@ -80,11 +80,14 @@ class InstrumentInfo:
         }
 
 
-def bench_key(loaded: LoadedConfig, run_id: str) -> str:
+def bench_key(loaded: LoadedConfig, run_id: str, worker: str | None = None) -> str:
     """The name a bench is reserved under: the config's bench name; a bench with its own auto-started twin is
-    private to its run (nothing else can reach that twin), so each such run reserves its own."""
+    private to its run (nothing else can reach that twin), so each such run reserves its own. A parallel run's
+    workers each own a twin, so each reserves `<name>/<run-id>/<worker>`: all under the run's id, none colliding."""
     name = loaded.config.bench.name
-    return f"{name}/{run_id}" if loaded.config.twin.autostart else name
+    if not loaded.config.twin.autostart:
+        return name
+    return f"{name}/{run_id}/{worker}" if worker else f"{name}/{run_id}"
 
 
 def reservation_url(loaded: LoadedConfig) -> str | None:
@@ -94,12 +97,19 @@ def reservation_url(loaded: LoadedConfig) -> str | None:
     return url_of(loaded.config.bench.reservation)
 
 
+def twin_log_name(worker: str | None) -> str:
+    """The auto-started twin's log in the run directory: one per worker in a parallel run."""
+    return f"twin-{worker}.log" if worker else "twin.log"
+
+
 @dataclass
 class BenchSession:
     loaded: LoadedConfig
     journal: Journal | None
     run_dir: Path | None = None
     run_id: str = field(default_factory=new_run_id)
+    worker: str | None = None
+    """The parallel-run worker this session serves (xdist's "gw0", ...), None in a serial run."""
     twin: TwinProcess | None = None
     instruments: dict[str, InstrumentInfo] = field(default_factory=dict)
     safe_state: SafeState = field(default_factory=SafeState)
@@ -124,7 +134,7 @@ class BenchSession:
     @property
     def bench_name(self) -> str:
         """The name this session holds the bench under."""
-        return bench_key(self.loaded, self.run_id)
+        return bench_key(self.loaded, self.run_id, self.worker)
 
     @property
     def stop_record(self) -> emergency.StopRecord | None:
@@ -148,8 +158,9 @@ class BenchSession:
         run_id: str | None = None,
         install_signals: bool = True,
         campaign: str = "development",
+        worker: str | None = None,
     ) -> BenchSession:
-        session = cls(loaded=loaded, journal=journal, run_dir=run_dir, safe_state=SafeState(journal))
+        session = cls(loaded=loaded, journal=journal, run_dir=run_dir, safe_state=SafeState(journal), worker=worker)
         if run_id:
             session.run_id = run_id
         session._campaign = campaign
@@ -209,7 +220,7 @@ class BenchSession:
         self.twin = TwinProcess(
             psu_dialect=twin_cfg.psu_dialect,
             seed=twin_cfg.seed,
-            log_path=(self.run_dir / "twin.log") if self.run_dir else None,
+            log_path=(self.run_dir / twin_log_name(self.worker)) if self.run_dir else None,
             startup_timeout_s=twin_cfg.startup_timeout_s,
         ).start()
         log.info("twin started (pid %s): %s", self.twin.pid, sorted(self.twin.endpoints))

@@ -21,6 +21,13 @@ record feeds everything made at the end of a run: the report view (:mod:`reports
 ``run_end``          → :class:`RunEnd`
 ``db_import``        → :class:`DbImport` (whether the run reached the results database; the last one wins)
 
+A parallel run (``bench run --parallel N``) keeps one journal per worker next to the run's own: the run's
+``journal.jsonl`` holds what the controller wrote (run_start with ``workers: N``, limits, run_end, db_import) and
+each worker appends its twin, instruments and tests to ``journal-<worker>.jsonl`` (``journal-gw0.jsonl``, …).
+``run_start.workers`` is the index: when it is set, :func:`read_journal` reads every ``journal-*.jsonl`` beside
+the run's journal into the same record (tests in the order they started), so the report, the results DB and
+``bench report`` see one run; each worker file is tolerated and checked exactly like the run's own.
+
 Reading is tolerant of the ways a run can end badly, and strict about everything else:
 
 * a last line that is not valid JSON (killed mid-write) is ignored, with a note in ``RunRecord.warnings``;
@@ -204,6 +211,8 @@ class RunInfo:
     limits_file: str = ""
     procedure: str = ""
     """``run_start.procedure`` ({id, issue} → "ID issue N", or text), when the bench records it."""
+    workers: int = 0
+    """Parallel workers of the run (``run_start.workers``): each kept its own ``journal-<worker>.jsonl``."""
 
 
 class Measurement(msgspec.Struct, frozen=True, gc=False):
@@ -561,8 +570,39 @@ def _decode_leniently(line: bytes) -> object:
     return json.loads(line.decode("utf-8"))
 
 
+WORKER_JOURNALS: Final = "journal-*.jsonl"
+"""The journals of a parallel run's workers, beside the run's ``journal.jsonl`` (``journal-gw0.jsonl``, …)."""
+
+
+def worker_journals(path: Path) -> list[Path]:
+    """The worker journals beside the run journal ``path``, in worker order (gw2 before gw10)."""
+
+    def order(p: Path) -> tuple[int, str]:
+        digits = "".join(ch for ch in p.stem if ch.isdigit())
+        return (int(digits) if digits else -1, p.name)
+
+    return sorted(path.parent.glob(WORKER_JOURNALS), key=order)
+
+
 def _read(path: Path, data: bytes, fast: bool) -> RunRecord:
     reader = _Reader(path)
+    _feed(reader, path, data, fast)
+    if reader.run is not None and reader.run.workers:
+        found = worker_journals(path)
+        if not found:
+            reader.warn(f"run_start says {reader.run.workers} parallel workers, but no {WORKER_JOURNALS} is here")
+        for worker_path in found:
+            try:
+                worker_data = worker_path.read_bytes()
+            except OSError as exc:
+                raise JournalError(worker_path, None, f"cannot read the journal: {exc.strerror or exc}") from exc
+            _feed(reader, worker_path, worker_data, fast)
+        reader.tests.sort(key=lambda t: t.start)  # as they ran, not worker by worker (ISO UTC sorts as text)
+    return reader.finish()
+
+
+def _feed(reader: _Reader, path: Path, data: bytes, fast: bool) -> None:
+    """Every line of one journal file into ``reader``; errors and notes name ``path`` and its line."""
     lines = data.split(b"\n")
     last = _last_content_line(lines)
     typed = _decode_measurement if fast else None
@@ -591,13 +631,12 @@ def _read(path: Path, data: bytes, fast: bool) -> RunRecord:
                 obj = _decode_leniently(line)
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                 if index + 1 == last:
-                    reader.warn(_truncated_note(index + 1, line))
+                    reader.warn(_truncated_note(index + 1, line, path if path != reader.path else None))
                     continue
                 raise JournalError(path, index + 1, f"not valid JSON ({exc})") from exc
         if not isinstance(obj, dict):
             raise JournalError(path, index + 1, f"expected a JSON object, got {type(obj).__name__}")
         reader.feed(_Fields(cast(dict[str, object], obj), path, index + 1))
-    return reader.finish()
 
 
 @contextmanager
@@ -614,9 +653,9 @@ def gc_paused() -> Iterator[None]:
         gc.enable()
 
 
-def _truncated_note(lineno: int, stripped: bytes) -> str:
+def _truncated_note(lineno: int, stripped: bytes, where: Path | None = None) -> str:
     return (
-        f"line {lineno}: incomplete last line ignored (the bench was probably stopped while "
+        f"{where.name + ' ' if where else ''}line {lineno}: incomplete last line ignored (the bench was probably stopped while "
         f"writing it): {_snippet(stripped)}"
     )
 
@@ -631,6 +670,10 @@ def _last_content_line(lines: Sequence[bytes]) -> int:
 def _snippet(raw: bytes, limit: int = 80) -> str:
     text = raw.decode("utf-8", errors="replace")
     return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def loose_text(value: object) -> str:
@@ -819,6 +862,7 @@ class _Reader:
             bench=f.loose("bench"),
             limits_file=f.loose("limits_file"),
             procedure=procedure,
+            workers=_count(f.obj.get("workers")),
         )
 
     def _instrument(self, f: _Fields) -> None:

@@ -78,11 +78,22 @@ def run(
             "and acceptance]",
         ),
     ] = None,
+    parallel: Annotated[
+        int,
+        typer.Option(
+            "--parallel",
+            min=1,
+            metavar="N",
+            help="run the plans on N auto-started twins at once (pytest-xdist): one run, one report; twin "
+            "benches only",
+        ),
+    ] = 1,
 ) -> None:
     """Run test plans against the bench and write <out>/<run-id>/ (journal, report.html, junit.xml, allure-results).
 
     Arguments after `--` go to pytest unchanged, e.g. `bench run test_plans/eps -- -x -v`.
     `bench run nightly` runs the campaign test_plans/campaigns/nightly.yaml (its plans, level, policies).
+    `bench run --parallel 2` runs the plans on two auto-started twins at once and still writes one run.
     """
     import pytest  # imported here: the other commands must start fast
 
@@ -102,6 +113,8 @@ def run(
             raise _fail(f"{named.path}: kind: the campaign is a {kind} campaign; drop --campaign {campaign}")
         plans, campaign, campaign_args = list(named.campaign.plans), kind, ["--campaign-file", str(named.path)]
     campaign = campaign or "development"
+    if parallel > 1:
+        _refuse_parallel_on_real_instruments(bench_config or (named.campaign.bench_config_path() if named else None))
     targets = plans or ["test_plans"]
     for target in targets:
         if not Path(target.split("::")[0]).exists():
@@ -121,16 +134,32 @@ def run(
         args += ["-k", keyword]
     if strict is not None:
         args.append("--strict-db" if strict else "--no-strict-db")
+    if parallel > 1:
+        args += ["--parallel", str(parallel)]
     args += list(ctx.meta.get("pytest_args", ())) + list(ctx.args)
     finished = _RunFinished()
     from bench.cli.progress import live_progress, wanted
 
-    with live_progress() if wanted() else contextlib.nullcontext() as progress:  # a live line on terminals only
+    live = wanted() and parallel == 1  # the tests run in the workers: the controller sees them only as they end
+    with live_progress() if live else contextlib.nullcontext() as progress:  # a live line on terminals only
         code = int(pytest.main(args, plugins=[finished] if progress is None else [finished, progress]))
     run_dir = out / run_id  # this run's own directory: never `latest`, which another run may have moved
     if finished.record is not None or (run_dir / "journal.jsonl").exists():
         _print_run_summary(run_dir, finished.record)
     raise typer.Exit(code)
+
+
+def _refuse_parallel_on_real_instruments(config: Path | str | None) -> None:
+    """`--parallel` runs one twin per worker: a bench of real instruments is one bench, one DUT."""
+    try:
+        loaded = load_config(config)
+    except ConfigError as exc:
+        raise _fail(str(exc).splitlines()[0]) from None
+    if not loaded.config.twin.autostart:
+        raise _fail(
+            f"{loaded.path}: twin.autostart is off — --parallel runs one auto-started twin per worker; real "
+            "instruments are one bench, one DUT: run without --parallel"
+        )
 
 
 class _RunFinished:

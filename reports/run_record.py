@@ -654,8 +654,9 @@ def gc_paused() -> Iterator[None]:
 
 
 def _truncated_note(lineno: int, stripped: bytes, where: Path | None = None) -> str:
+    file = f"{where.name} " if where else ""
     return (
-        f"{where.name + ' ' if where else ''}line {lineno}: incomplete last line ignored (the bench was probably stopped while "
+        f"{file}line {lineno}: incomplete last line ignored (the bench was probably stopped while "
         f"writing it): {_snippet(stripped)}"
     )
 

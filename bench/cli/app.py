@@ -84,8 +84,7 @@ def run(
             "--parallel",
             min=1,
             metavar="N",
-            help="run the plans on N auto-started twins at once (pytest-xdist): one run, one report; twin "
-            "benches only",
+            help="run the plans on N auto-started twins at once (pytest-xdist): one run, one report (twins only)",
         ),
     ] = 1,
 ) -> None:

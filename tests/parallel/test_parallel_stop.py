@@ -1,0 +1,87 @@
+"""The emergency stop of a parallel run: `bench safe --run RUN_ID` interlocks and makes safe every worker's twin
+bench (each worker holds its own lease under the run's id), the test each worker was running ends "interrupted",
+never "passed", and the run is ABORTED — in its journal, its report and its exit status."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from safety_rig import LIMITS
+
+from bench.waiting import await_true
+from reports.run_record import read_journal
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+PLAN = textwrap.dedent(
+    '''
+    """Powers the DUT, measures once, says so, and holds the DUT on until something stops it."""
+    import os
+    from pathlib import Path
+
+    from bench.waiting import await_true
+
+
+    def test_holds_power_{n}(dut_power, measure):
+        dut_power.on()
+        measure("EPS.BUS_VOLTAGE", dut_power.voltage(), instrument="psu")
+        Path(os.environ["MARKERS"], os.environ["PYTEST_XDIST_WORKER"]).write_text("on")
+        await_true(lambda: False, timeout_s=300, what="an operator", interval_s=0.05)
+    '''
+)
+
+
+@pytest.mark.slow
+def test_bench_safe_run_stops_every_worker(tmp_path):
+    markers = tmp_path / "on"
+    markers.mkdir()
+    plans = []
+    for n in (1, 2):  # two plan files: one per worker (--parallel deals out whole files)
+        plans.append(tmp_path / f"test_hold_{n}.py")
+        plans[-1].write_text(PLAN.replace("{n}", str(n)))
+    run_id = "20260101T000000Z-par1"
+    env = {k: v for k, v in os.environ.items() if k != "BENCH_DB"} | {"MARKERS": str(markers)}
+    argv = [sys.executable, "-m", "pytest", *map(str, plans), "-q", "-p", "no:cacheprovider", "--parallel", "2",
+            "--run-id", run_id, f"--out={tmp_path / 'runs'}", "--limits", str(LIMITS),
+            "--rootdir", str(tmp_path)]  # fmt: skip
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        await_true(
+            lambda: len(list(markers.iterdir())) == 2 or proc.poll() is not None,
+            timeout_s=120,
+            what="both workers powering their DUT",
+        )
+        assert proc.poll() is None, proc.communicate()[0]
+        stop = subprocess.run(
+            [sys.executable, "-m", "bench.cli", "safe", "--run", run_id, "--reason", "parallel stop drill"],
+            cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert stop.returncode == 0, stop.stdout + stop.stderr
+        interlocked = [line for line in stop.stderr.splitlines() if line.startswith("interlock set:")]
+        assert len(interlocked) == 2, stop.stderr
+        assert any(f"{run_id}/gw0" in line for line in interlocked), stop.stderr
+        assert any(f"{run_id}/gw1" in line for line in interlocked), stop.stderr
+        safe = [line for line in stop.stderr.splitlines() if line.startswith("safe: psu")]
+        assert len(safe) == 2, stop.stderr  # both twins' supplies, each at its own address
+        output = proc.communicate(timeout=180)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
+
+    run_dir = tmp_path / "runs" / run_id
+    record = read_journal(run_dir / "journal.jsonl")
+    assert record.verdict == "ABORTED", record.verdict_reason
+    assert len(record.emergency_stops) == 2 and all(s.reason == "parallel stop drill" for s in record.emergency_stops)
+    assert sorted(t.name for t in record.tests) == ["test_holds_power_1", "test_holds_power_2"]
+    for test in record.tests:
+        assert test.outcome == "interrupted" and "emergency stop" in test.message, (test.name, test.message)
+        assert len(test.measurements) == 1, "the value taken before the stop is kept"
+    junit = (run_dir / "junit.xml").read_text()
+    assert 'failures="2"' in junit and "emergency stop" in junit
+    assert "EMERGENCY STOP" in (run_dir / "report.html").read_text()

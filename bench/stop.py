@@ -143,10 +143,13 @@ def emergency_stop(plan: StopPlan | None, run: str | None, reason: str, say: Say
     elif name is not None:
         held = [s for s in held if _mine(s.bench, name)]
     targets: dict[str, SafeTarget] = {}
+    private: dict[str, str] = {}  # resource → the private-twin bench it belongs to
     for status in held:
         _interlock(store, status, who, host, reason, say)
         for t in status.lease.safe_targets if status.lease else ():
             targets.setdefault(t.resource, t)
+            if "/" in status.bench:  # `<name>/<run-id>[/<worker>]`: an auto-started twin, private to its run
+                private.setdefault(t.resource, status.bench)
     if run is None and plan is not None:
         for t in plan.targets:
             targets.setdefault(t.resource, t)
@@ -157,7 +160,19 @@ def emergency_stop(plan: StopPlan | None, run: str | None, reason: str, say: Say
         where = f"bench {name}" if name else "no bench of this PC"
         say("info", f"nothing to make safe: {where} is held by a session, and no instrument address is configured")
         return True
-    return _make_safe(targets.values(), say)
+    return _make_safe(targets.values(), say, lambda t: _ended_with_its_run(store, private.get(t.resource)))
+
+
+def _ended_with_its_run(store: ReservationStore, bench: str | None) -> bool:
+    """A private twin that no longer answers, of a bench its session has released: the session saw the interlock,
+    entered safe state and ended, and its twin ended with it — there is no supply left to switch off. (Its
+    worker-mates in a parallel run react within one heartbeat, often before this stop reaches their twin.)"""
+    if bench is None:
+        return False
+    try:
+        return store.status(bench).lease is None  # released by its session, not left behind by a dead one
+    except ReservationError:
+        return False
 
 
 def _interlock(store: ReservationStore, status: BenchStatus, who: str, host: str, reason: str, say: Say) -> None:
@@ -166,7 +181,7 @@ def _interlock(store: ReservationStore, status: BenchStatus, who: str, host: str
     say("interlock", f"bench {status.bench} ({holder})")
 
 
-def _make_safe(targets: Iterable[SafeTarget], say: Say) -> bool:
+def _make_safe(targets: Iterable[SafeTarget], say: Say, gone: Callable[[SafeTarget], bool] = lambda t: False) -> bool:
     from instruments.errors import InstrumentError
     from instruments.registry import make_safe_at
 
@@ -175,6 +190,9 @@ def _make_safe(targets: Iterable[SafeTarget], say: Say) -> bool:
         try:
             say("safe", make_safe_at(t.role, t.driver, t.resource))
         except (InstrumentError, ValueError) as exc:
+            if gone(t):
+                say("safe", f"{t.role} {t.resource}: its run's session made it safe and ended; its twin is gone")
+                continue
             ok = False
             say("NOT SAFE", f"{t.role} {t.resource}: {exc}")
     return ok

@@ -5,6 +5,7 @@ never "passed", and the run is ABORTED — in its journal, its report and its ex
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 from safety_rig import LIMITS
 
+from bench.reservation import SafeTarget, open_store
+from bench.stop import emergency_stop
 from bench.waiting import await_true
 from reports.run_record import read_journal
 
@@ -24,7 +27,9 @@ PLAN = textwrap.dedent(
     import os
     from pathlib import Path
 
-    from bench.waiting import await_true
+    from bench.reservation import SafeTarget, open_store
+from bench.stop import emergency_stop
+from bench.waiting import await_true
 
 
     def test_holds_power_{n}(dut_power, measure):
@@ -66,8 +71,11 @@ def test_bench_safe_run_stops_every_worker(tmp_path):
         assert len(interlocked) == 2, stop.stderr
         assert any(f"{run_id}/gw0" in line for line in interlocked), stop.stderr
         assert any(f"{run_id}/gw1" in line for line in interlocked), stop.stderr
-        safe = [line for line in stop.stderr.splitlines() if line.startswith("safe: psu")]
-        assert len(safe) == 2, stop.stderr  # both twins' supplies, each at its own address
+        # Both twins' supplies, each at its own address: switched off by the stop, or (a worker that saw the
+        # interlock first) by its own session, which then ended with its twin.
+        supplies = [line for line in stop.stderr.splitlines() if line.startswith("safe: ") and ("outputs off" in line
+                    or line.startswith("safe: psu "))]  # fmt: skip
+        assert len(supplies) == 2 and "NOT SAFE" not in stop.stderr, stop.stderr
         output = proc.communicate(timeout=180)[0]
     finally:
         if proc.poll() is None:
@@ -85,3 +93,42 @@ def test_bench_safe_run_stops_every_worker(tmp_path):
     junit = (run_dir / "junit.xml").read_text()
     assert 'failures="2"' in junit and "emergency stop" in junit
     assert "EMERGENCY STOP" in (run_dir / "report.html").read_text()
+
+
+def _refusing_resource() -> str:
+    """A TCP port nothing listens on (a twin that has exited)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"TCPIP0::127.0.0.1::{port}::SOCKET"
+
+
+@pytest.mark.parametrize("worker_ends_first", [True, False])
+def test_a_worker_that_ended_with_its_twin_is_not_reported_unsafe(worker_ends_first):
+    """The stop interlocks every worker's bench, then switches their supplies off. A worker that saw its interlock
+    first has entered safe state, released its bench and stopped its twin: its supply no longer answers, and that
+    is safe, not NOT SAFE. A twin that does not answer while its run still holds the bench is NOT SAFE."""
+    store = open_store(None)
+    target = SafeTarget("psu", "keysight-e36312a", _refusing_resource())
+    lease = store.acquire(
+        "twin-bench/20260101T000000Z-race/gw0", run_id="20260101T000000Z-race", holder="tester", host="here",
+        pid=os.getpid(), ttl_s=30, config=None, safe_targets=(target,),
+    )  # fmt: skip
+    said: list[tuple[str, str]] = []
+
+    def say(kind: str, text: str) -> None:
+        said.append((kind, text))
+        if kind == "interlock" and worker_ends_first:
+            lease.release()  # the worker's session: safe state, lease released, twin stopped
+
+    try:
+        ok = emergency_stop(None, "20260101T000000Z-race", "race drill", say)
+    finally:
+        lease.release()
+    kinds = [kind for kind, _ in said]
+    assert kinds[0] == "interlock", said
+    assert ok is worker_ends_first, said
+    if worker_ends_first:
+        assert ("safe", f"psu {target.resource}: its run's session made it safe and ended; its twin is gone") in said
+    else:
+        assert kinds[-1] == "NOT SAFE", said

@@ -3,11 +3,13 @@
     python benchmarks/bench_parallel.py [--parallel 2] [--rounds 1] [--dist loadfile] [PLANS...]
 
 Each round runs the plans serially and then with ``--parallel N`` (alternately, so that a machine whose load moves
-from minute to minute weighs on both alike), each in a fresh ``bench run`` subprocess writing to a temporary
-folder. Prints the wall time of every run, the medians and the ratio serial / parallel (issue 12: >= 1.6 with 2
-workers on a 2-core bench PC; most of a twin run waits on simulated physics, not on the CPU), and, for the last
-parallel run, how busy each worker was (the sum of its tests' durations from its journal): a ratio short of N
-with one worker far busier than the other is a scheduling problem (one long plan file), not a CPU one.
+from minute to minute weighs on both alike), each in a fresh ``bench run`` subprocess writing to one temporary
+``--out`` folder, as runs on a bench PC share ``runs/``: a parallel run deals the plan files out longest first by
+the previous run there (fixtures/parallel.py), here the serial run just before it. Prints the wall time of every
+run, the medians and the ratio serial / parallel (issue 12: >= 1.6 with 2 workers on a 2-core bench PC; most of
+a twin run waits on simulated physics, not on the CPU), and, for the last parallel run, how busy each worker was
+(the sum of its tests' durations from its journal): a ratio short of N with one worker far busier than the other
+is a scheduling problem (one long plan file), not a CPU one.
 It asserts nothing: timings belong to the machine; a run that does not pass is reported and stops it.
 """
 
@@ -67,10 +69,10 @@ def main() -> None:
     serial: list[float] = []
     parallel: list[float] = []
     with tempfile.TemporaryDirectory(prefix="bench-parallel-") as tmp:
+        out = Path(tmp) / "runs"
         for n in range(args.rounds):
-            serial.append(bench_run(Path(tmp) / f"serial-{n}", args.plans, 1, None))
+            serial.append(bench_run(out, args.plans, 1, None))
             print(f"round {n + 1}: serial       {serial[-1]:7.1f} s", flush=True)
-            out = Path(tmp) / f"parallel-{n}"
             parallel.append(bench_run(out, args.plans, args.parallel, args.dist))
             print(f"round {n + 1}: --parallel {args.parallel} {parallel[-1]:7.1f} s", flush=True)
         busy = worker_load(out)

@@ -52,6 +52,7 @@ from reports.run_record import (
     InstrumentRecord,
     Measurement,
     OperatorAction,
+    RunInfo,
     RunRecord,
     TestRecord,
     parse_time,
@@ -471,7 +472,7 @@ def build_view(
         Field("DUT", dut_text),
         Field("DUT part number", part_number),
         Field("Model level", model_level),
-        Field("Bench", run.bench if run else ""),
+        Field("Bench", _bench_text(run)),
         Field("Operator", run.operator if run else ""),
         Field("Start", fmt_time(run.time) if run else ""),
         Field("End", fmt_time(record.end.time) if record.end else ""),
@@ -588,6 +589,15 @@ def _run_duration(record: RunRecord) -> str:
     if start is None or end is None:
         return ""
     return fmt_duration((end - start).total_seconds())
+
+
+def _bench_text(run: RunInfo | None) -> str:
+    """The bench; for a parallel run, how many auto-started twins it ran on (its instruments are listed per twin)."""
+    if run is None:
+        return ""
+    if run.workers:
+        return f"{run.bench} — parallel run on {run.workers} auto-started twins (one per worker)"
+    return run.bench
 
 
 def _flatten(obj: Mapping[str, object], prefix: str = "") -> Iterable[tuple[str, str]]:

@@ -116,6 +116,7 @@ def test_parallel_run_is_one_run_on_two_twins(tmp_path):
     # One report, one JUnit, one Allure directory, one DB row, one manifest: every test of both workers in each.
     html = (run_dir / "report.html").read_text()
     assert all(t.name in html for t in record.tests)
+    assert "parallel run on 2 auto-started twins" in html
     assert (run_dir / "report.pdf").stat().st_size > 0
     junit = ET.parse(run_dir / "junit.xml").getroot()
     cases = {f"{c.get('classname')}.{c.get('name')}" for c in junit.iter("testcase")}
@@ -163,3 +164,18 @@ def test_pytest_parallel_option_refuses_real_instruments_in_one_line(tmp_path):
     assert len(lines) == 1 and "one bench, one DUT" in lines[0], lines
     assert "Traceback" not in done.stderr
     assert not out.exists()
+
+
+def test_xdist_run_without_bench_tests_leaves_no_run(tmp_path):
+    """`pytest -n 2` maps onto a parallel run; when no worker used the bench there is no run to keep."""
+    (tmp_path / "test_pure.py").write_text("def test_one():\n    pass\n\n\ndef test_two():\n    pass\n")
+    out = tmp_path / "runs"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-n", "2", str(tmp_path / "test_pure.py"), f"--out={out}",
+         "-p", "no:cacheprovider", "--rootdir", str(tmp_path)],
+        cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed" in done.stdout
+    assert not out.exists() or not list(out.iterdir()), list(out.iterdir())
+    assert "junit.xml" not in done.stdout

@@ -1,10 +1,12 @@
-"""The emergency stop of a parallel run: `bench safe --run RUN_ID` interlocks and makes safe every worker's twin
-bench (each worker holds its own lease under the run's id), the test each worker was running ends "interrupted",
-never "passed", and the run is ABORTED — in its journal, its report and its exit status."""
+"""Stopping a parallel run: `bench safe --run RUN_ID` interlocks and makes safe every worker's twin bench (each
+worker holds its own lease under the run's id), the test each worker was running ends "interrupted", never
+"passed", and the run is ABORTED — in its journal, its report and its exit status. Ctrl-C likewise leaves every
+worker's test interrupted; a worker whose twin ended with it before the stop reached it is not "NOT SAFE"."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -27,9 +29,7 @@ PLAN = textwrap.dedent(
     import os
     from pathlib import Path
 
-    from bench.reservation import SafeTarget, open_store
-from bench.stop import emergency_stop
-from bench.waiting import await_true
+    from bench.waiting import await_true
 
 
     def test_holds_power_{n}(dut_power, measure):
@@ -93,6 +93,51 @@ def test_bench_safe_run_stops_every_worker(tmp_path):
     junit = (run_dir / "junit.xml").read_text()
     assert 'failures="2"' in junit and "emergency stop" in junit
     assert "EMERGENCY STOP" in (run_dir / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_ctrl_c_leaves_every_workers_test_interrupted(tmp_path):
+    """Ctrl-C in the terminal of `bench run --parallel 2` reaches the controller and both workers (one process
+    group): each worker's running test ends "interrupted" naming the signal, the run is counted from the workers'
+    journals (they could not report), and no twin outlives the run."""
+    markers = tmp_path / "on"
+    markers.mkdir()
+    plans = []
+    for n in (1, 2):
+        plans.append(tmp_path / f"test_hold_{n}.py")
+        plans[-1].write_text(PLAN.replace("{n}", str(n)))
+    xdg = tmp_path / "xdg"
+    xdg.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "BENCH_DB"}
+    env |= {"MARKERS": str(markers), "XDG_RUNTIME_DIR": str(xdg), "CI": "1"}
+    argv = [sys.executable, "-m", "bench.cli", "run", *map(str, plans), "--parallel", "2", "--out",
+            str(tmp_path / "runs"), "--", "--limits", str(LIMITS), "--rootdir", str(tmp_path)]  # fmt: skip
+    proc = subprocess.Popen(
+        argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )  # fmt: skip
+    try:
+        await_true(
+            lambda: len(list(markers.iterdir())) == 2 or proc.poll() is not None,
+            timeout_s=120,
+            what="both workers powering their DUT",
+        )
+        assert proc.poll() is None, proc.communicate()[0]
+        os.killpg(proc.pid, signal.SIGINT)
+        output = proc.communicate(timeout=180)[0]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
+    [run_dir] = [p for p in (tmp_path / "runs").iterdir() if p.is_dir() and not p.is_symlink()]
+    record = read_journal(run_dir / "journal.jsonl")
+    assert sorted(t.name for t in record.tests) == ["test_holds_power_1", "test_holds_power_2"]
+    for test in record.tests:
+        assert test.outcome == "interrupted" and "SIGINT" in test.message, (test.name, test.message)
+    assert record.verdict == "INCOMPLETE", record.verdict_reason
+    assert record.end is not None and record.end.counts["interrupted"] == 2 and not record.warnings, record
+    assert "passed" not in {t.outcome for t in record.tests}
+    assert not list(xdg.rglob("twin-*.json")), "a twin outlived its run"
 
 
 def _refusing_resource() -> str:

@@ -179,3 +179,19 @@ def test_xdist_run_without_bench_tests_leaves_no_run(tmp_path):
     assert "2 passed" in done.stdout
     assert not out.exists() or not list(out.iterdir()), list(out.iterdir())
     assert "junit.xml" not in done.stdout
+
+
+def test_plans_refused_at_collection_are_refused_in_one_line_in_parallel_too(tmp_path):
+    """The workers collect the plans; a plan they refuse (a malformed requirement ID) is said once, by the
+    controller, as a serial run says it — not as an xdist INTERNALERROR — and no run is left."""
+    plan = tmp_path / "test_bad_marker.py"
+    plan.write_text('import pytest\n\n\n@pytest.mark.requirement("EPS-1")\ndef test_x(bench):\n    pass\n')
+    out = tmp_path / "runs"
+    done = _bench(tmp_path, "run", str(plan), "--parallel", "2", "--out", str(out), "--", "--limits",
+                  str(PROJECT / "test_plans" / "limits.yaml"))  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR, output
+    errors = [line for line in output.splitlines() if "EPS-1" in line]
+    assert len(errors) == 1 and errors[0].startswith("ERROR: requirement IDs must look like OTS-EPS-010: "), output
+    assert "INTERNALERROR" not in output and "Traceback" not in output
+    assert not [p for p in out.glob("*") if p.is_dir()], "a refused run leaves no run directory"

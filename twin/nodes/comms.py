@@ -233,6 +233,16 @@ class CommsNode(Node):
             return None
         return Failure.EXECUTION_FAILED
 
+    def state(self) -> dict[str, object]:
+        a = self.antenna
+        antenna = {
+            "released": list(a.released),
+            "burning": a.burning,
+            "attempts": a.attempts,
+            "jammed": sorted(a.jammed),
+        }
+        return {**super().state(), "antenna": antenna}
+
     def mode_name(self) -> str:
         if not self.alive:
             return "OFF"

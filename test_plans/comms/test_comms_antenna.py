@@ -15,12 +15,13 @@ Requirement: OTS-COM-060, verified at QM only: the plan runs at QM and is skippe
 model levels (the VCRM shows it n/a there).
 """
 
+import math
 import statistics
 import time
 
 import pytest
 
-from bench.predicates import equals, within
+from bench.predicates import within
 from bench.waiting import await_value
 
 pytestmark = pytest.mark.subsystem("COM")
@@ -71,7 +72,7 @@ def test_antenna_deploys_first_attempt_at_minimum_bus_voltage(
     )
     trace = power_monitor.await_sample_after(end.time + TAIL_S, timeout_s=5)
     after = sat.request_hk("COMMS")
-    sat.await_tm("COMMS.ANT_BURNING", equals(0), timeout_s=5, fresh=False)
+    assert after["COMMS.ANT_BURNING"] == 0, f"element {after['COMMS.ANT_BURNING']} still burns after {end}"
 
     events = [e for e in sat.events_since(mark) if e.mnemonic.startswith("COMMS.ANT_")]
     evidence.text("Deployment events", "\n".join(str(e) for e in events))
@@ -80,9 +81,10 @@ def test_antenna_deploys_first_attempt_at_minimum_bus_voltage(
         burns.append(timeout_s)  # the element that did not release burnt for the whole timeout
 
     burn = trace.window(t_cmd + EDGE_S, end.time - EDGE_S)
-    idle = trace.window(t_idle, t_cmd).currents("dut_main")
-    assert idle and burn.samples, f"power samples: {len(idle)} idle, {len(burn.samples)} in the burn"
-    measure("COMMS.ANT_DEPLOY_BUS_VOLTAGE", min(burn.voltages("dut_main")), instrument="psu")
+    idle = finite(trace.window(t_idle, t_cmd).currents("dut_main"))
+    burn_a, burn_v = finite(burn.currents("dut_main")), finite(burn.voltages("dut_main"))
+    assert idle and burn_a and burn_v, f"power samples: {len(idle)} idle, {len(burn_a)} in the burn"
+    measure("COMMS.ANT_DEPLOY_BUS_VOLTAGE", min(burn_v), instrument="psu")
     measure(
         "COMMS.ANT_ELEMENTS_DEPLOYED",
         sum(bool(after[f"COMMS.ANT_SW_{k}"]) for k in range(1, ELEMENTS + 1)),
@@ -94,8 +96,13 @@ def test_antenna_deploys_first_attempt_at_minimum_bus_voltage(
     idle_median = statistics.median(idle)
     measure(
         "COMMS.ANT_BURN_CURRENT",
-        statistics.median(burn.currents("dut_main")) - idle_median,
+        statistics.median(burn_a) - idle_median,
         instrument="psu",
         idle_a=round(idle_median, 4),
-        samples=len(burn.samples),
+        samples=len(burn_a),
     )
+
+
+def finite(values):
+    """The readings that did not fail (a failed one is NaN in the power trace)."""
+    return [v for v in values if math.isfinite(v)]

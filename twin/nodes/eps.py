@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import ClassVar, Final
 
 from twin.icd import Command
+from twin.nodes.antenna import BURN_LOAD
 from twin.nodes.base import Deferred, Node, Value
-from twin.power_model import RESISTIVE_LOADS_OHM, SWITCHABLE_LOADS_W
+from twin.power_model import SWITCHABLE_LOADS_W
 from twin.pus import Failure
 
 __all__ = ["EpsNode"]
@@ -14,8 +15,6 @@ __all__ = ["EpsNode"]
 CHANNELS: Final = ("OBC", "ADCS", "COMMS", "PAYLOAD", "HEATER")  # SET_OUTPUT channel enum order
 # The power model's idle 1.9 W is split between the always-on outputs (OBC + EPS itself, UHF receiver).
 ALWAYS_ON_W: Final = {"OBC": 1.0, "COMMS": 0.9}
-BURN_OUTPUT: Final = "antenna_burn"  # the antenna burn-wire output: switched for COMMS only (twin/nodes/antenna.py)
-assert BURN_OUTPUT in RESISTIVE_LOADS_OHM
 UV_REARM_V: Final = 0.1  # hysteresis above the threshold before UNDERVOLTAGE can be raised again
 
 
@@ -96,7 +95,7 @@ class EpsNode(Node):
         is not running or is locked out). Not a SET_OUTPUT channel: the ground cannot burn a wire by hand."""
         if on and not self.alive:
             return False
-        return self.host.set_load(BURN_OUTPUT, on)
+        return self.host.set_load(BURN_LOAD, on)
 
     def latchup(self, channel: str) -> bool:
         if channel not in self.SWITCHABLE or not self.alive:

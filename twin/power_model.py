@@ -12,6 +12,8 @@ their reasons: ``docs/satellite-model.md``.
   supply on must last 100 ms (the comparator's filter) before the EPS locks out.
 * Constant-power loads: OBC boot 1.1 W for 0.25 s after power-good, then idle 1.9 W (OBC + EPS + UHF RX),
   plus the switchable loads that are on (all off after every boot).
+* Resistive loads: the antenna burn wire (``antenna_burn``, twin/nodes/antenna.py) hangs on an EPS output
+  straight from the bus, so it draws ``V/R`` (``V²/R`` watts), not constant power: less at a low bus voltage.
 * A fault (``interrupt``, the control endpoint's ``brownout``): the umbilical contact opens for a while (a
   loose connector, a harness fault). The satellite draws nothing from the supply and its bus collapses; past
   the undervoltage filter the EPS locks out, and when the contact closes again the satellite reboots with reset
@@ -31,6 +33,7 @@ __all__ = [
     "IDLE_POWER_W",
     "INRUSH_TAU_S",
     "QUIESCENT_A",
+    "RESISTIVE_LOADS_OHM",
     "SWITCHABLE_LOADS_W",
     "UVLO_FALLING_V",
     "UVLO_FILTER_S",
@@ -53,6 +56,8 @@ SWITCHABLE_LOADS_W: Final[dict[str, float]] = {
     "uhf_tx": 4.0,
     "heaters": 2.0,
 }
+# Loads switched by the EPS straight onto the bus (no converter): ``V²/R``. The antenna burn wire and its switch.
+RESISTIVE_LOADS_OHM: Final[dict[str, float]] = {"antenna_burn": 6.0}
 # Constant-power converters cannot draw unbounded current as the bus sags; below this the EPS would have
 # locked out anyway, the floor only keeps P/V finite inside one evaluation step.
 _CONVERTER_MIN_V: Final = 2.5
@@ -85,7 +90,7 @@ class SatellitePowerModel:
         self._next_cause = "power_on"
         self._below_since: float | None = None
         self._open_until: float | None = None  # the umbilical contact is open until then (fault)
-        self.loads: dict[str, bool] = dict.fromkeys(SWITCHABLE_LOADS_W, False)
+        self.loads: dict[str, bool] = dict.fromkeys([*SWITCHABLE_LOADS_W, *RESISTIVE_LOADS_OHM], False)
 
     # -- the Load protocol the power supply drives -------------------------------------------------------
 
@@ -151,12 +156,15 @@ class SatellitePowerModel:
     # -- the satellite's side ------------------------------------------------------------------------------
 
     def power(self, t: float) -> float | None:
-        """Constant power drawn by the loads at ``t`` (W), None while locked out."""
+        """Power drawn by the loads at ``t`` (W), None while locked out."""
         if not self.powered or self._power_good_at is None:
             return None
         if t - self._power_good_at < BOOT_DURATION_S:
             return BOOT_POWER_W
-        return IDLE_POWER_W + sum(SWITCHABLE_LOADS_W[name] for name, on in self.loads.items() if on)
+        constant = sum(SWITCHABLE_LOADS_W[name] for name, on in self.loads.items() if on and name in SWITCHABLE_LOADS_W)
+        v = self._cap.voltage(t)
+        resistive = sum(v * v / ohm for name, ohm in RESISTIVE_LOADS_OHM.items() if self.loads[name])
+        return IDLE_POWER_W + constant + resistive
 
     def booted(self, t: float) -> bool:
         return self._power_good_at is not None and t - self._power_good_at >= BOOT_DURATION_S

@@ -255,6 +255,10 @@ class Satellite:
     def events_named(self, mnemonic: str) -> list[ReceivedEvent]:
         return self._history.events_named(mnemonic)
 
+    def events_since(self, mark: int) -> list[ReceivedEvent]:
+        """The events received since :meth:`event_mark` returned ``mark`` (those still kept), oldest first."""
+        return self._history.events_since(mark)
+
     # -- telecommands (commanding) -----------------------------------------------------------------------------
     def send_tc(
         self,

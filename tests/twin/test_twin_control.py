@@ -105,6 +105,6 @@ def test_refusals(keysight: Any, request_line: bytes, error: str) -> None:
 
 def test_help_lists_loads_and_faults(rigol: Any) -> None:
     reply = rigol.control({"cmd": "help"})
-    assert reply["loads"] == ["adcs_wheels", "heaters", "payload", "uhf_tx"]
+    assert reply["loads"] == ["adcs_wheels", "antenna_burn", "heaters", "payload", "uhf_tx"]
     assert {"psu_silent", "psu_drop"} <= set(reply["faults"])  # plus the satellite's (tests/twin_sat)
     assert rigol.state()["psu"]["watchdog"]["available"] is False

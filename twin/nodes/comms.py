@@ -1,5 +1,6 @@
 """COMMS: the UHF transceiver. Beacon bursts (AX.25 with real housekeeping, a PSU current step while the PA is
-keyed), transmit power by telecommand, a crystal frequency error, and the uplink receiver's frame counters.
+keyed), transmit power by telecommand, a crystal frequency error, the uplink receiver's frame counters, and the
+antenna deployment mechanism (twin/nodes/antenna.py: DEPLOY_ANTENNA, the four deployment switches in HK).
 
 What the radio puts on the air is a list of `Burst` records (start time, keyed bits, power, carrier): the RF
 world (twin/rf_link.py) turns them into the IQ the analyzer captures, and hands the frames the generator's
@@ -19,7 +20,9 @@ import numpy.typing as npt
 
 from twin import csp, uhf_modem
 from twin.icd import Command
-from twin.nodes.base import Deferred, Node, Value
+from twin.nodes.antenna import BURN_LOAD, AntennaDeployer, Deployed, ElementReleased, TimedOut
+from twin.nodes.base import Deferred, Node, Reject, Value
+from twin.nodes.eps import EpsNode
 from twin.pus import Failure
 
 __all__ = ["Burst", "CommsNode"]
@@ -70,6 +73,8 @@ class CommsNode(Node):
         self.uplink_poll: Callable[[float], None] | None = None
         self._next_beacon = 0.0
         self._pa_heat = 0.0
+        # The antenna is hardware: its elements outlive a reboot of this node (stowed again at power-on).
+        self.antenna = AntennaDeployer.for_unit(self._burn_output, self.host.rng(f"node.{self.name}.antenna"))
         self.reset(0.0)  # RAM state, as after a boot
 
     def reset(self, t: float) -> None:
@@ -83,6 +88,27 @@ class CommsNode(Node):
         self.rx_frames = 0
         self.rx_rejected = 0
         self._tx_until: float | None = None
+        if self.reset_cause == "command":
+            self.antenna.abort()  # the firmware restarted: the burn stops, released elements stay released
+        else:
+            self.antenna.stow()  # power-on (or brownout): stowed again, see twin/nodes/antenna.py
+
+    # -- antenna deployment ----------------------------------------------------------------------------------
+
+    def _burn_output(self, on: bool) -> bool:
+        eps = self.host.nodes.get("EPS")
+        if isinstance(eps, EpsNode):
+            return eps.switch_burn_output(on)
+        return self.host.set_load(BURN_LOAD, on)
+
+    def _antenna_tick(self, t: float) -> None:
+        for outcome in self.antenna.tick(t, self.host.bus_voltage):
+            if isinstance(outcome, ElementReleased):
+                self.emit("ANT_ELEMENT_DEPLOYED", outcome.element, round(outcome.burn_s * 1000))
+            elif isinstance(outcome, Deployed):
+                self.emit("ANT_DEPLOYED", outcome.elements, round(outcome.total_s * 1000))
+            elif isinstance(outcome, TimedOut):
+                self.emit("ANT_DEPLOY_TIMEOUT", outcome.element, outcome.deployed)
 
     # -- downlink --------------------------------------------------------------------------------------------
 
@@ -131,6 +157,7 @@ class CommsNode(Node):
         if self.beacon_enabled and not self.tx_inhibited and t >= self._next_beacon and self._tx_until is None:
             self._next_beacon = t + self.period_s
             self._transmit_beacon(t)
+        self._antenna_tick(t)
         transmitting = self._tx_until is not None
         self._pa_heat += ((12.0 if transmitting else 0.0) - self._pa_heat) * 0.005 / 20.0
 
@@ -171,7 +198,16 @@ class CommsNode(Node):
             "RSSI": -121.0 + float(noise(0.0, 1.0)),
             "PA_TEMP": 24.0 + self._pa_heat + float(noise(0.0, 0.1)),
             "TX_INHIBITED": self.tx_inhibited,
+            **{f"ANT_SW_{k}": released for k, released in enumerate(self.antenna.released, start=1)},
+            "ANT_BURNING": self.antenna.burning,
+            "ANT_ATTEMPTS": self.antenna.attempts,
+            "ANT_BURN_I": self.antenna.current_a,
         }
+
+    def check_ready(self, command: Command, args: dict[str, Value]) -> None:
+        if command.name == "DEPLOY_ANTENNA" and self.antenna.burning:
+            raise Reject(Failure.NOT_READY)  # one attempt at a time
+        super().check_ready(command, args)
 
     def execute(self, command: Command, args: dict[str, Value]) -> Failure | Deferred | None:
         if command.name == "SET_BEACON":
@@ -188,11 +224,24 @@ class CommsNode(Node):
             if not self.tx_inhibited:
                 self._next_beacon = min(self._next_beacon, self.now())  # a beacon held back goes out now
             return None
+        if command.name == "DEPLOY_ANTENNA":
+            timeout_s = float(self.param("ANT_BURN_TIMEOUT_MS")) / 1000.0
+            return None if self.antenna.start(self.now(), timeout_s) else Failure.EXECUTION_FAILED
         if command.name == "SET_BEACON_PERIOD":
             self.period_s = int(args["period_s"])
             self._next_beacon = min(self._next_beacon, self.now() + self.period_s)
             return None
         return Failure.EXECUTION_FAILED
+
+    def state(self) -> dict[str, object]:
+        a = self.antenna
+        antenna = {
+            "released": list(a.released),
+            "burning": a.burning,
+            "attempts": a.attempts,
+            "jammed": sorted(a.jammed),
+        }
+        return {**super().state(), "antenna": antenna}
 
     def mode_name(self) -> str:
         if not self.alive:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar, Final
 
 from twin.icd import Command
+from twin.nodes.antenna import BURN_LOAD
 from twin.nodes.base import Deferred, Node, Value
 from twin.power_model import SWITCHABLE_LOADS_W
 from twin.pus import Failure
@@ -88,6 +89,13 @@ class EpsNode(Node):
         if before != on:
             self.emit("OUTPUT_CHANGED", CHANNELS.index(channel), on)
         return None
+
+    def switch_burn_output(self, on: bool) -> bool:
+        """The antenna burn-wire output, on the COMMS deployment sequence's request: False if refused (the EPS
+        is not running or is locked out). Not a SET_OUTPUT channel: the ground cannot burn a wire by hand."""
+        if on and not self.alive:
+            return False
+        return self.host.set_load(BURN_LOAD, on)
 
     def latchup(self, channel: str) -> bool:
         if channel not in self.SWITCHABLE or not self.alive:

@@ -20,6 +20,8 @@ Faults (control endpoint, ``{"cmd": "fault", "name": ..., ...}``; also listed by
 * ``malformed_pus`` ``node``, ``kind`` (``bad_crc`` | ``wrong_length``), ``count``: its next N TMs have a wrong
   PUS CRC-16 or a lying packet data length field (the CSP layer around them is intact).
 * ``latchup`` ``channel`` (ADCS | PAYLOAD | HEATER): the EPS output trips: off, counter + 1, LATCHUP event.
+* ``antenna_jam`` ``element`` (1..4), ``on``: that antenna element's line does not part however long it burns
+  (twin/nodes/antenna.py); a deployment attempt ends at its burn timeout.
 
 ``{"cmd": "reboot", "node": "OBC"}`` reboots one node as its CSP reboot port would.
 """
@@ -38,6 +40,7 @@ from twin import csp
 from twin.canbus import CanErrorClass, CanFrame, CanHub, NodePort
 from twin.icd import Icd
 from twin.nodes.adcs import AdcsNode
+from twin.nodes.antenna import ELEMENTS
 from twin.nodes.base import Node
 from twin.nodes.comms import CommsNode
 from twin.nodes.eps import EpsNode
@@ -274,6 +277,16 @@ class Satellite:
                 raise FaultRefused(f"'channel' must be one of {', '.join(eps.SWITCHABLE)} with the EPS running")
             return {"channel": channel}
 
+        def antenna_jam(request: dict[str, object]) -> dict[str, object]:
+            element, on = request.get("element"), request.get("on", True)
+            if isinstance(element, bool) or not isinstance(element, int) or not 1 <= element <= ELEMENTS:
+                raise FaultRefused(f"'element' must be an antenna element 1..{ELEMENTS}")
+            if not isinstance(on, bool):
+                raise FaultRefused("'on' must be a bool")
+            jammed = self.node("COMMS", CommsNode).antenna.jammed
+            jammed.add(element) if on else jammed.discard(element)
+            return {"element": element, "on": on, "jammed": sorted(jammed)}
+
         add("node_silent", "node (OBC|EPS|ADCS|COMMS|PAYLOAD), on: the node neither receives nor sends", silent)
         add("crc_error", "node, count: its next N CSP packets carry a wrong CRC32", counted("crc_error"))
         add("lost_fragment", "node, count: drop a middle CAN frame of its next N multi-frame packets",
@@ -284,3 +297,5 @@ class Satellite:
         add("bus_off", f"seconds (≤{BUS_OFF_MAX_S:g}): CAN bus-off (error frame), nothing carried until recovery",
             bus_off)  # fmt: skip
         add("latchup", "channel (ADCS|PAYLOAD|HEATER): EPS output latch-up: off, counter + 1, LATCHUP event", latchup)
+        add("antenna_jam", f"element (1..{ELEMENTS}), on: that antenna element's line does not part when burnt",
+            antenna_jam)  # fmt: skip

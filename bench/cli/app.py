@@ -16,6 +16,7 @@ from typer._click.core import Context  # typer ships its own click; its Context 
 from typer.core import TyperCommand
 
 from bench.cli.campaigns import register as register_campaign_commands
+from bench.cli.defects import register as register_defect_commands
 from bench.cli.reservation import register as register_reservation_commands
 from bench.cli.results import register as register_results_commands
 from bench.cli.shell import register as register_shell_commands
@@ -285,3 +286,4 @@ register_results_commands(app)
 register_campaign_commands(app)
 register_reservation_commands(app)
 register_shell_commands(app)
+register_defect_commands(app)

@@ -66,6 +66,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from reports.defects import RECORD_NAME as DEFECT_RECORD
 from reports.defects import Cell, DefectResult, DefectRun
 from reports.run_record import (
     JournalError,
@@ -430,17 +431,27 @@ def _connection(target: Engine | Connection | Session) -> Iterator[Connection]:
 
 
 def find_run_dirs(runs_root: Path | str) -> list[Path]:
-    """Every folder at or below ``runs_root`` holding a journal, each once (``latest`` links are skipped)."""
+    """Every folder at or below ``runs_root`` holding a journal, each once (``latest`` links are skipped, and
+    so are the runs inside a defect run: plans run on a twin seeded with a defect are not the DUT's results)."""
     root = Path(runs_root)
     if (root / JOURNAL_NAME).is_file():
         return [root]
     found: dict[Path, Path] = {}
     for journal in sorted(root.rglob(JOURNAL_NAME)):
         run_dir = journal.parent
-        if run_dir.is_symlink():
+        if run_dir.is_symlink() or _inside_defect_run(root, run_dir):
             continue
         found.setdefault(run_dir.resolve(), run_dir)
     return sorted(found.values())
+
+
+def _inside_defect_run(root: Path, run_dir: Path) -> bool:
+    parent = run_dir.parent
+    while parent != root and root in parent.parents:
+        if (parent / DEFECT_RECORD).is_file():
+            return True
+        parent = parent.parent
+    return (root / DEFECT_RECORD).is_file()
 
 
 def import_all(engine: Engine | Connection | Session, runs_root: Path | str) -> ImportSummary:

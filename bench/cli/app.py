@@ -251,8 +251,10 @@ def check(
     bench_config: ConfigOpt = None,
     limits: Annotated[Path, typer.Option(help="limits file")] = Path("test_plans/limits.yaml"),
     campaigns: Annotated[Path, typer.Option(help="folder of campaign files")] = Path("test_plans/campaigns"),
+    defects: Annotated[Path, typer.Option(help="seeded-defect catalogue")] = Path("test_plans/defects.yaml"),
 ) -> None:
-    """Validate a bench config, the limits file and the campaigns (no instrument is contacted)."""
+    """Validate a bench config, the limits file, the campaigns and the defect catalogue (no instrument is
+    contacted)."""
     from bench.icd import icd_path, load_icd
 
     try:
@@ -277,8 +279,11 @@ def check(
             highlight=False,
         )
     from bench.cli.campaigns import check_all
+    from bench.cli.defects import check_defect_catalogue
 
-    if not check_all(console, limits, campaigns):
+    campaigns_ok = check_all(console, limits, campaigns)
+    defects_ok = check_defect_catalogue(console, defects, limits.parent / "requirements.yaml")
+    if not (campaigns_ok and defects_ok):
         raise typer.Exit(2)
 
 

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from reports.defects import Baseline, Cell, DefectResult, DefectRun
 
-__all__ = ["register", "run_defects"]
+__all__ = ["check_defect_catalogue", "register", "run_defects"]
 
 JOB_TIMEOUT_S = 20 * 60.0  # one pytest process; a hung run must not hold the whole defect run
 
@@ -228,6 +228,51 @@ def _print_matrix(console: Console, run: DefectRun) -> None:
             console.print("[bold red]baseline FAILED[/] on the clean twin:", highlight=False)
             for line in b.failed:
                 console.print(f"  {line[:300]}", highlight=False)
+
+
+class _NodeIds:
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+
+    def pytest_collection_finish(self, session: object) -> None:
+        self.ids = [str(getattr(item, "nodeid", "")) for item in getattr(session, "items", ())]
+
+
+def _collected_node_ids(plans: str = "test_plans") -> list[str] | None:
+    """The node ids pytest collects under ``plans`` (collection only, quietly, in this process); None if it cannot."""
+    import contextlib
+    import io
+
+    import pytest
+
+    plugin = _NodeIds()
+    args = [plans, "--collect-only", "-q", "-p", "no:cacheprovider", "-p", "no:junitxml", "-p", "no:allure_pytest"]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        code = pytest.main(args, plugins=[plugin])
+    return plugin.ids if code == pytest.ExitCode.OK else None
+
+
+def check_defect_catalogue(console: Console, catalogue: Path, requirements: Path) -> bool:
+    """`bench check`'s part for test_plans/defects.yaml: requirement IDs and test node ids; False on a problem."""
+    from bench.defects import check_catalogue
+
+    if not catalogue.exists():
+        console.print(f"[yellow]note:[/] no defect catalogue at {catalogue}", highlight=False)
+        return True
+    try:
+        loaded = load_catalogue(catalogue)
+        problems = check_catalogue(loaded, requirements, _collected_node_ids())
+    except ConfigError as exc:
+        problems = str(exc).splitlines()
+    for line in problems:
+        console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+    if not problems:
+        console.print(
+            f"[green]ok[/]: {catalogue} ({len(loaded.defects)} seeded defects; requirement IDs and test node ids "
+            "checked — defect names are checked against the twin's list at run time, by `bench defects`)",
+            highlight=False,
+        )
+    return not problems
 
 
 def register(app: typer.Typer) -> None:

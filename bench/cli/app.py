@@ -194,10 +194,14 @@ def twin(
     ports: Annotated[str, typer.Option(help="fixed (documented ports) or auto (free ports)")] = "fixed",
     seed: Annotated[int, typer.Option(help="seed of the twin's noise")] = 0,
     log_level: Annotated[str, typer.Option(help="twin log level")] = "INFO",
+    defect: Annotated[
+        list[str] | None,
+        typer.Option("--defect", help="seed a defect: a satellite wrong in a known way (repeatable; docs/defects.md)"),
+    ] = None,
 ) -> None:
     """Serve the OTS-SAT digital twin in the foreground (Ctrl-C stops it); prints every endpoint it serves."""
     argv = [sys.executable, "-m", "twin", "--ports", ports, "--psu-dialect", psu_dialect, "--seed", str(seed)]
-    argv += ["--log-level", log_level]
+    argv += ["--log-level", log_level, *(arg for name in defect or () for arg in ("--defect", name))]
     os.execv(sys.executable, argv)
 
 

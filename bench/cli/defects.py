@@ -6,11 +6,11 @@ a twin of its own carrying that defect (the bench config's ``twin.defects``). A 
 defects runs first; ``--workers`` processes run at a time (default 2: a twin run mostly waits).
 
 What it leaves, in ``<out>/<run-id>/``: ``defects.json`` (the record: reports/defects.py), ``defects.html`` (the
-detection matrix), ``configs/<defect>.yaml`` (the bench config each twin ran with), ``logs/<defect>.log`` (each
-pytest's output) and ``runs/<run-id>-<defect>/`` (each pytest run's own run directory: journal, report). The
-matrix is imported into the results database (table ``defect_matrix``) for trending and for the VCRM's
-"seeded defects caught / catalogued" column. Exit status 0 when every catalogued detection held and the
-baseline passed, 1 otherwise, 2 for a usage or configuration error.
+detection matrix), ``manifest.sha256`` (`bench verify`), ``configs/<defect>.yaml`` (the bench config each twin
+ran with), ``logs/<defect>.log`` (each pytest's output) and ``runs/<run-id>-<defect>/`` (each pytest run's own
+run directory: journal, report). The matrix is imported into the results database (table ``defect_matrix``)
+for trending and for the VCRM's "seeded defects caught / catalogued" column. Exit status 0 when every catalogued
+detection held and the baseline passed, 1 otherwise, 2 for a usage or configuration error.
 """
 
 from __future__ import annotations
@@ -299,6 +299,7 @@ def register(app: typer.Typer) -> None:
         from bench.twin_launcher import TwinError
         from reports.db import DatabaseError, import_defect_run, open_db, run_db_url
         from reports.defects import render_html, write_record
+        from reports.manifest import seal
 
         console = Console(stderr=True)
         out_console = Console(soft_wrap=True)
@@ -350,6 +351,7 @@ def register(app: typer.Typer) -> None:
         )
         write_record(run_dir, run)
         (run_dir / "defects.html").write_text(render_html(run), encoding="utf-8")
+        seal(run_dir, by="bench defects", reason="defect run finished")  # `bench verify RUN_DIR` checks it
         _print_matrix(out_console, run)
         try:
             engine = open_db(run_db_url(run_dir))

@@ -217,6 +217,11 @@ class TwinConfig(_Strict):
     psu_dialect: PsuDialect = DEFAULT_PSU_DIALECT
     seed: int = 0
     startup_timeout_s: Timeout = 20.0
+    defects: list[str] = Field(
+        default_factory=list,
+        description="seeded defects the auto-started twin carries (`python -m twin --defect NAME`; names: "
+        "test_plans/defects.yaml, the twin's control `help`); for `bench defects` — never on a real bench",
+    )
 
 
 class Safety(_Strict):

@@ -222,6 +222,7 @@ class BenchSession:
             seed=twin_cfg.seed,
             log_path=(self.run_dir / twin_log_name(self.worker)) if self.run_dir else None,
             startup_timeout_s=twin_cfg.startup_timeout_s,
+            extra_args=tuple(arg for name in twin_cfg.defects for arg in ("--defect", name)),
         ).start()
         log.info("twin started (pid %s): %s", self.twin.pid, sorted(self.twin.endpoints))
 

@@ -22,6 +22,9 @@ Tables (SQLAlchemy Core, portable SQL only, so the same code runs on SQLite and 
 ``measurements``  per test: value, units, limits, verdict, margin, uncertainty, requirements, time
 ``anomalies``     per run, derived at import: failed/errored tests, failed measurements, safe state not
                   reached, calibration expired/missing, run incomplete
+``defect_matrix``  per defect run (``bench defects``, docs/defects.md): one row per defect × test that ran on
+                  it (test id empty: the defect itself, when nothing ran), with the defect's requirements and
+                  verdict, so detection can be trended; :func:`import_defect_run`, :func:`latest_defect_run`
 
 Tests and measurements are keyed by their position in the journal (``seq``) inside the run, which keeps
 the import to a few bulk ``executemany`` statements with no round trip per row (≥ 50 000 measurements/s
@@ -63,6 +66,8 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from reports.defects import RECORD_NAME as DEFECT_RECORD
+from reports.defects import Cell, DefectResult, DefectRun
 from reports.run_record import (
     JournalError,
     MeasuredValue,
@@ -79,11 +84,14 @@ __all__ = [
     "ImportSummary",
     "anomalies",
     "default_url",
+    "defect_matrix",
     "derive_anomalies",
     "find_run_dirs",
     "import_all",
+    "import_defect_run",
     "import_run",
     "instruments",
+    "latest_defect_run",
     "measurements",
     "metadata",
     "open_db",
@@ -202,6 +210,26 @@ anomalies = Table(
     Column("message", Text, nullable=False, default=""),
 )
 
+# One row per defect × test of a defect run (reports/defects.py); a defect run is not a test run: no runs row.
+defect_matrix = Table(
+    "defect_matrix",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("defect_run_id", String(200), nullable=False, index=True),
+    Column("started_at", DateTime(), nullable=False),
+    Column("catalogue", Text, nullable=False, default=""),
+    Column("defect", String(100), nullable=False),
+    Column("subsystem", String(50), nullable=False, default=""),
+    Column("requirements", Text, nullable=False, default=""),  # space-separated, as tests.requirements
+    Column("description", Text, nullable=False, default=""),
+    Column("defect_verdict", String(20), nullable=False),  # caught / missed / error
+    Column("test_id", Text, nullable=False, default=""),
+    Column("expected", Integer, nullable=False, default=0),  # 1: the catalogue says this test catches it
+    Column("outcome", String(20), nullable=False, default=""),
+    Column("status", String(20), nullable=False, default=""),  # caught / missed / passed / error / skipped
+    Column("message", Text, nullable=False, default=""),
+)
+
 
 class DatabaseError(RuntimeError):
     """The database cannot be opened or used: a bad URL, a missing driver, an unreachable server."""
@@ -283,6 +311,85 @@ def _one_line(exc: BaseException) -> str:
 # Importing
 
 
+def import_defect_run(target: Engine | Connection | Session, run: DefectRun) -> int:
+    """Write a defect run's matrix (replacing an earlier import of the same run); the number of rows."""
+    verdicts = run.verdicts()
+    started = _db_time(run.started) or datetime.now(UTC).replace(tzinfo=None)
+    rows: list[dict[str, object]] = []
+    for d in run.defects:
+        common = {
+            "defect_run_id": run.run_id,
+            "started_at": started,
+            "catalogue": run.catalogue,
+            "defect": d.defect,
+            "subsystem": d.subsystem,
+            "requirements": " ".join(d.requirements),
+            "description": d.description,
+            "defect_verdict": verdicts[d.defect],
+        }
+        cells = [c for c in run.cells if c.defect == d.defect]
+        for c in cells:
+            rows.append(
+                {**common, "test_id": c.test_id, "expected": int(c.expected), "outcome": c.outcome,
+                 "status": c.status, "message": c.message[:2000]}
+            )  # fmt: skip
+        if not cells:
+            rows.append({**common, "test_id": "", "expected": 0, "outcome": "", "status": "", "message": d.note})
+    with _connection(target) as conn:
+        conn.execute(delete(defect_matrix).where(defect_matrix.c.defect_run_id == run.run_id))
+        if rows:
+            conn.execute(insert(defect_matrix), rows)
+    return len(rows)
+
+
+def latest_defect_run(target: Engine | Connection | Session) -> DefectRun | None:
+    """The newest defect run in the database, rebuilt from its rows (no baseline: the DB keeps the matrix)."""
+    with _connection(target) as conn:
+        newest = conn.execute(
+            select(defect_matrix.c.defect_run_id, defect_matrix.c.started_at)
+            .order_by(defect_matrix.c.started_at.desc(), defect_matrix.c.id.desc())
+            .limit(1)
+        ).first()
+        if newest is None:
+            return None
+        found = conn.execute(
+            select(defect_matrix).where(defect_matrix.c.defect_run_id == newest[0]).order_by(defect_matrix.c.id)
+        ).mappings().all()  # fmt: skip
+    defects: dict[str, DefectResult] = {}
+    cells: list[Cell] = []
+    expected: dict[str, list[str]] = {}
+    for r in found:
+        name = str(r["defect"])
+        if r["expected"]:
+            expected.setdefault(name, []).append(str(r["test_id"]))
+        defects.setdefault(
+            name,
+            DefectResult(name, str(r["subsystem"]), tuple(str(r["requirements"]).split()), str(r["description"]), ()),
+        )
+        if r["test_id"]:
+            cells.append(Cell(name, str(r["test_id"]), bool(r["expected"]), str(r["outcome"]), str(r["message"])))
+        elif r["defect_verdict"] == "error":
+            defects[name] = DefectResult(
+                name, defects[name].subsystem, defects[name].requirements, defects[name].description, (),
+                note=str(r["message"]) or "nothing ran",
+            )  # fmt: skip
+    results = tuple(
+        DefectResult(d.defect, d.subsystem, d.requirements, d.description, tuple(expected.get(n, ())), note=d.note)
+        for n, d in defects.items()
+    )
+    started = newest[1]
+    return DefectRun(
+        run_id=str(newest[0]),
+        started=started.replace(tzinfo=UTC).isoformat() if isinstance(started, datetime) else str(started),
+        duration_s=0.0,
+        catalogue=str(found[0]["catalogue"]) if found else "",
+        selection="(from the results database)",
+        baseline=None,
+        defects=results,
+        cells=tuple(cells),
+    )
+
+
 def import_run(target: Engine | Connection | Session, run: RunRecord | Path | str) -> str:
     """Import a run; return its run id. ``run``: its run record, or a run directory (its ``journal.jsonl`` is
     read), or a journal file.
@@ -324,17 +431,27 @@ def _connection(target: Engine | Connection | Session) -> Iterator[Connection]:
 
 
 def find_run_dirs(runs_root: Path | str) -> list[Path]:
-    """Every folder at or below ``runs_root`` holding a journal, each once (``latest`` links are skipped)."""
+    """Every folder at or below ``runs_root`` holding a journal, each once (``latest`` links are skipped, and
+    so are the runs inside a defect run: plans run on a twin seeded with a defect are not the DUT's results)."""
     root = Path(runs_root)
     if (root / JOURNAL_NAME).is_file():
         return [root]
     found: dict[Path, Path] = {}
     for journal in sorted(root.rglob(JOURNAL_NAME)):
         run_dir = journal.parent
-        if run_dir.is_symlink():
+        if run_dir.is_symlink() or _inside_defect_run(root, run_dir):
             continue
         found.setdefault(run_dir.resolve(), run_dir)
     return sorted(found.values())
+
+
+def _inside_defect_run(root: Path, run_dir: Path) -> bool:
+    parent = run_dir.parent
+    while parent != root and root in parent.parents:
+        if (parent / DEFECT_RECORD).is_file():
+            return True
+        parent = parent.parent
+    return (root / DEFECT_RECORD).is_file()
 
 
 def import_all(engine: Engine | Connection | Session, runs_root: Path | str) -> ImportSummary:

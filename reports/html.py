@@ -36,6 +36,9 @@ from urllib.parse import quote
 import jinja2
 from markupsafe import Markup, escape
 
+from reports.defects import DefectRun
+from reports.defects import coverage as defect_coverage
+from reports.defects import latest_run as latest_defect_run_in
 from reports.formatting import (
     fmt_duration,
     fmt_margin,
@@ -257,6 +260,9 @@ class VcrmRowView:
     parent: str
     cells: tuple[VcrmCell, ...]
     flagged: bool
+    defects: str = "—"
+    """Seeded defects violating it caught / catalogued, from the latest defect run ("—": none catalogued)."""
+    defects_missed: bool = False
 
 
 @dataclass(frozen=True)
@@ -270,6 +276,10 @@ class VcrmView:
     gaps: tuple[str, ...]
     counts: tuple[tuple[str, int], ...]
     plan_set: str
+    defect_source: str = "no defect run"
+    """Which defect run the "seeded defects caught / catalogued" column comes from, or why it is empty."""
+    defects_missed: tuple[str, ...] = ()
+    """The latest defect run's missed defects, one line each."""
 
 
 @dataclass(frozen=True)
@@ -489,7 +499,7 @@ def build_view(
     run_start = parse_time(run.time) if run else None
     instruments = tuple(_instrument_view(i, run_start) for i in record.instruments)
     tests = tuple(_test_view(n, t, run_dir, notes) for n, t in enumerate(record.tests, start=1))
-    vcrm = _vcrm_view(record, req_set, req_path, req_problem, tests)
+    vcrm = _vcrm_view(record, req_set, req_path, req_problem, tests, _latest_defect_run(db_url, run_dir, notes))
     run_attachments = tuple(_attachment_view(a, run_dir, notes) for a in record.attachments)
 
     outcomes = record.outcome_counts()
@@ -963,12 +973,34 @@ _CELL_TEXT: Final = {
 }
 
 
+def _latest_defect_run(db_url: str | None, run_dir: Path, notes: list[str]) -> tuple[DefectRun | None, str]:
+    """The newest defect run (`bench defects`): from the results database, else the runs folder; and its source."""
+    if db_url is not None:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from reports.db import DatabaseError, latest_defect_run, open_db
+
+        try:
+            engine = open_db(db_url, create=False)
+            try:
+                found = latest_defect_run(engine)
+            finally:
+                engine.dispose()
+            if found is not None:
+                return found, "the results database"
+        except (DatabaseError, SQLAlchemyError) as exc:
+            notes.append(f"defect run not read from the results database: {exc}")
+    found = latest_defect_run_in(run_dir.parent)
+    return found, (f"{run_dir.parent}" if found is not None else "")
+
+
 def _vcrm_view(
     record: RunRecord,
     req_set: RequirementSet | None,
     req_path: Path | None,
     problem: str,
     tests: tuple[TestView, ...],
+    defect_run: tuple[DefectRun | None, str] = (None, ""),
 ) -> VcrmView:
     if req_set is None:
         if problem:
@@ -986,6 +1018,8 @@ def _vcrm_view(
     is_plans = plans_dir is not None and (plans_dir / "limits.yaml").is_file()
     plan = scan_plans(plans_dir) if plans_dir is not None and is_plans and any(plans_dir.rglob("test_*.py")) else None
     vcrm: Vcrm = build_vcrm(req_set, [record], plan_citations=plan)
+    seeded, seeded_from = defect_run
+    caught_of = defect_coverage(seeded) if seeded is not None else {}
     anchors: dict[str, str] = {}
     for t in tests:
         anchors.setdefault(t.test_id, t.anchor)
@@ -1022,6 +1056,8 @@ def _vcrm_view(
                 cells=cells,
                 flagged=any(c.status in ("failed", "incomplete") for c in cells)
                 or any(e.req_id == req.req_id for e in vcrm.errors),
+                defects=_defects_cell(seeded, caught_of.get(req.req_id)),
+                defects_missed=req.req_id in caught_of and caught_of[req.req_id][0] < caught_of[req.req_id][1],
             )
         )
     counts = vcrm.counts()
@@ -1036,4 +1072,22 @@ def _vcrm_view(
         gaps=tuple(str(g) for g in vcrm.gaps),
         counts=tuple((f"{m} ({name})", counts[m]) for m, name in METHODS.items()),
         plan_set=plan_set,
+        defect_source=(
+            f"defect run {seeded.run_id} of {fmt_time(seeded.started)} ({seeded_from})"
+            if seeded is not None
+            else "no defect run (`bench defects` has not been run against this results database or runs folder)"
+        ),
+        defects_missed=tuple(
+            f"{d.defect} ({d.subsystem}; {', '.join(d.requirements)}): {d.description}"
+            + (f" — {d.note}" if d.note else f" — expected to be caught by {', '.join(d.expected)}")
+            for d in (seeded.missed if seeded is not None else ())
+        ),
     )
+
+
+def _defects_cell(run: DefectRun | None, counts: tuple[int, int] | None) -> str:
+    if run is None:
+        return "no defect run"
+    if counts is None:
+        return "—"
+    return f"{counts[0]}/{counts[1]}"

@@ -46,6 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--icd", type=Path, help="ICD YAML of the satellite (default: bench/icd/ots-sat.yaml)")
     parser.add_argument("--cfp", type=int, choices=(1, 2), help="CAN fragmentation protocol (default: the ICD's)")
     parser.add_argument(
+        "--defect",
+        dest="defects",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="seed a defect: a satellite wrong in a known way (repeatable; names: twin/defects.py, docs/defects.md)",
+    )
+    parser.add_argument(
         "--log-level", type=str.upper, choices=_LOG_LEVELS, default="INFO", help="stderr log level (default INFO)"
     )
     return parser
@@ -72,6 +80,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         reason = "the twin listens on the IPv4 loopback only (127.0.0.0/8 or localhost)"
         print(f"twin: refusing --host {args.host}: {reason}", file=sys.stderr)
         return 2
+    from twin.defects import DEFECTS
+
+    unknown = [name for name in args.defects if name not in DEFECTS]
+    if unknown:
+        print(f"twin: unknown --defect {unknown[0]} (known: {', '.join(sorted(DEFECTS))})", file=sys.stderr)
+        return 2
     # Imported only now: a refused command line answers at once, without loading numpy and the servers.
     from twin.app import run
     from twin.world import Options
@@ -92,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         csp_version=args.csp_version,
         cfp_version=args.cfp,
         icd=args.icd,
+        defects=tuple(args.defects),
     )
     try:
         return asyncio.run(run(options))

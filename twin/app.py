@@ -308,6 +308,8 @@ async def run(options: Options, *, out: TextIO | None = None) -> int:
             print(line, file=out)
         print("twin ready", file=out, flush=True)
         _log.info("twin ready (%s PSU, seed %d)", options.psu_dialect, options.seed)
+        if options.defects:
+            _log.warning("seeded defects (a satellite wrong on purpose): %s", ", ".join(options.defects))
         tasks.append(asyncio.create_task(_tick(world)))
         if options.parent_pid is not None:
             tasks.append(asyncio.create_task(_watch_parent(options.parent_pid, stop)))

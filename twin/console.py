@@ -127,6 +127,7 @@ class ObcConsole(SerialPortEndpoints):
         self._address: tuple[str, int] | None = None
         self._clients: set[_TcpClient] = set()
         self.boots = 0
+        self.omitted_selftests: set[str] = set()  # self-test lines the firmware forgets to print (a defect)
 
     # lifecycle
 
@@ -262,6 +263,8 @@ class ObcConsole(SerialPortEndpoints):
             ok, bad = _SELFTEST_DETAIL[name]
             failed = name in failing
             verdict = f"FAIL ({bad})" if failed else f"PASS ({ok})"
+            if name in self.omitted_selftests:
+                continue
             await line(f"  selftest {name:<8} {verdict}", 0.045, self.selftest_delay_s)
         for name in SUBSYSTEMS:
             if name in failing:

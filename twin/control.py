@@ -7,7 +7,9 @@ One JSON object per line in, one per line out; replies are ``{"ok": true, ...}``
   {"cmd": "load", "name": "payload", "on": true}    → switch one of the DUT's switchable loads (DUT powered)
   {"cmd": "fault", "name": "psu_silent", "on": true} → latching fault on/off
   {"cmd": "fault", "name": "psu_drop"}              → one-shot fault
-  {"cmd": "help"}                                   → commands, loads and faults
+  {"cmd": "help"}                                   → commands, loads, faults and seeded defects
+  {"cmd": "defect", "name": "EPS_BUS_V_TM_5PCT", "on": true} → seed a defect now (twin/defects.py; also
+                                                       ``python -m twin --defect NAME``); ``state.defects`` lists them
 
 Supply and DUT power (``twin/psu_service.py``); ``state.psu.channels[].off_since`` is when an output last
 stopped delivering (the twin's clock: this host's CLOCK_MONOTONIC), for latency measurements:
@@ -51,6 +53,7 @@ import logging
 from collections.abc import Callable
 from typing import Final
 
+from twin.defects import DEFECTS
 from twin.world import World
 
 __all__ = ["CONTROL_PORT", "ControlService"]
@@ -80,6 +83,7 @@ class ControlService:
             "load": self._load,
             "fault": self._fault,
             "help": self._help,
+            "defect": self._defect,
         }
 
     async def start(self, host: str, port: int) -> int:
@@ -177,6 +181,7 @@ class ControlService:
         reply: Reply = {"ok": True}
         for name, provider in self.world.state.items():
             reply[name] = provider()
+        reply["defects"] = list(self.world.defects.names)
         reply["faults"] = {
             name: fault.active() for name, fault in self.world.faults.items() if fault.active is not None
         }
@@ -222,4 +227,22 @@ class ControlService:
             "commands": sorted([*self._commands, *self.world.commands]),
             "loads": sorted(self.world.dut.loads),
             "faults": {name: fault.description for name, fault in self.world.faults.items()},
+            "defects": {
+                name: {
+                    "subsystem": d.subsystem,
+                    "description": d.description,
+                    "active": self.world.defects.active(name),
+                }
+                for name, d in DEFECTS.items()
+            },
         }
+
+    def _defect(self, request: dict[str, object]) -> Reply:
+        name = str(self._field(request, "name", str))
+        on = bool(self._field(request, "on", bool))
+        if name not in DEFECTS:
+            raise _Refused(f"unknown defect {name!r} (known: {', '.join(sorted(DEFECTS))})")
+        self.world.defects.set(name, on)
+        self.world.apply_power_defects()
+        _log.info("defect %s %s", name, "on" if on else "off")
+        return {"ok": True, "defect": name, "on": on, "defects": list(self.world.defects.names)}

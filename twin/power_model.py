@@ -82,6 +82,8 @@ class SatellitePowerModel:
 
     def __init__(self) -> None:
         self._cap = _Capacitor()
+        self.uvlo_falling_v = UVLO_FALLING_V  # a seeded defect may move it (twin/defects.py)
+        self.idle_power_w = IDLE_POWER_W
         self.powered = False
         self.boot_count = 0
         self.reset_cause: str | None = None
@@ -115,7 +117,7 @@ class SatellitePowerModel:
         # In current limit the terminal voltage sags below the capacitor's own curve; the bus sees the lower.
         # With the umbilical contact open the loads drain the bus at once.
         self.bus_voltage = 0.0 if self._open(t) else max(0.0, min(self._cap.voltage(t), v_terminal))
-        if self.powered and self.bus_voltage < UVLO_FALLING_V and self._cap.target > 0.0:
+        if self.powered and self.bus_voltage < self.uvlo_falling_v and self._cap.target > 0.0:
             # A sag with the supply on must last the comparator's filter time before the EPS locks out:
             # brief dips (current limit during a transient) are ridden through, so an OCP can trip first.
             if self._below_since is None:
@@ -124,7 +126,7 @@ class SatellitePowerModel:
                 return
         else:
             self._below_since = None
-        if self.powered and self.bus_voltage < UVLO_FALLING_V:
+        if self.powered and self.bus_voltage < self.uvlo_falling_v:
             self._below_since = None
             self.powered = False
             self._power_good_at = None
@@ -164,7 +166,7 @@ class SatellitePowerModel:
         constant = sum(SWITCHABLE_LOADS_W[name] for name, on in self.loads.items() if on and name in SWITCHABLE_LOADS_W)
         v = self._cap.voltage(t)
         resistive = sum(v * v / ohm for name, ohm in RESISTIVE_LOADS_OHM.items() if self.loads[name])
-        return IDLE_POWER_W + constant + resistive
+        return self.idle_power_w + constant + resistive
 
     def booted(self, t: float) -> bool:
         return self._power_good_at is not None and t - self._power_good_at >= BOOT_DURATION_S

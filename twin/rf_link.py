@@ -155,7 +155,8 @@ class RfLink:
             tb_on = tb[on]
             ramp = np.clip(np.minimum(tb_on, burst.duration_s - tb_on) / RAMP_S, 0.0, 1.0)
             envelope = 0.5 - 0.5 * np.cos(np.pi * ramp)
-            phase = uhf_modem.gmsk_phase_at(burst.bits, tb_on) + 2.0 * np.pi * offset * (t_rel[on] + t0)
+            modulation = uhf_modem.gmsk_phase_at(burst.bits, tb_on) * burst.deviation_scale
+            phase = modulation + 2.0 * np.pi * offset * (t_rel[on] + t0)
             amplitude = math.sqrt(_v2(burst.power_dbm - self.loss_db))
             x[on] += amplitude * envelope * np.exp(1j * phase)
         if self.interferer:
@@ -200,7 +201,8 @@ class RfLink:
         return cache[2]
 
     def frame_error_rate(self, level_dbm: float, bits: int) -> float:
-        noise = -174.0 + RECEIVER_NF_DB + 10.0 * math.log10(self.radio.bit_rate)
+        deaf_db = self.comms.host.defects.value("COMMS_RX_DEAF_6DB") or 0.0  # a seeded defect (twin/defects.py)
+        noise = -174.0 + RECEIVER_NF_DB + deaf_db + 10.0 * math.log10(self.radio.bit_rate)
         interference = [INTERFERER_DBM - self.loss_db] if self.interferer else []
         ebn0 = 10.0 ** ((level_dbm - _db_sum(noise, *interference)) / 10.0)
         ber = 0.5 * math.exp(-ebn0 / 2.0)

@@ -190,6 +190,8 @@ class I2cService:
         v, i = eps.bus()
         v_eff = max(v, 2.5)
         outputs = [eps.output_on(ch) for ch in P31U_CHANNELS]
+        if self.world.defects.active("EPS_I2C_OUTPUTS_SWAPPED"):
+            outputs[0], outputs[1] = outputs[1], outputs[0]  # OBC and ADCS crossed in the I2C firmware's table
         currents = [round(eps.output_power_w(ch) / v_eff * 1000) for ch in P31U_CHANNELS]
         latchups = [eps.latchups[ch] for ch in P31U_CHANNELS]
         temp = round(eps.battery_temp_c())
@@ -320,6 +322,7 @@ class ConsoleService:
         self.world = world
         self.obc = obc
         self._c = _ConsoleCoupling()
+        self._firmware = FIRMWARE.removeprefix("v")
         self.console = ObcConsole(
             firmware_version=FIRMWARE.removeprefix("v"),
             build=f"{FIRMWARE_DATE} {FIRMWARE_TIME}",
@@ -354,6 +357,9 @@ class ConsoleService:
     def tick(self) -> None:
         """Runs after the satellite's ticker: power and reboots of the OBC node drive the console."""
         dut, c, console = self.world.dut, self._c, self.console
+        defects = self.world.defects  # the console's seeded defects take effect at its next boot log
+        console.firmware_version = "1.4.1" if defects.active("OBC_CONSOLE_FW_MISMATCH") else self._firmware
+        console.omitted_selftests = {"RTC"} if defects.active("OBC_SELFTEST_LINE_MISSING") else set()
         if not dut.powered:
             if console.powered:
                 console.power_off()

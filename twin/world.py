@@ -25,8 +25,9 @@ from typing import Literal
 
 import numpy as np
 
+from twin.defects import Defects
 from twin.dialects import DEFAULT_PSU_DIALECT, PsuDialect
-from twin.power_model import SatellitePowerModel
+from twin.power_model import IDLE_POWER_W, UVLO_FALLING_V, SatellitePowerModel
 
 __all__ = ["Apply", "Fault", "Options", "World"]
 
@@ -48,6 +49,7 @@ class Options:
     csp_version: int | None = None  # None: the ICD's default
     cfp_version: int | None = None
     icd: Path | None = None  # None: bench/icd/ots-sat.yaml of this source tree
+    defects: tuple[str, ...] = ()  # seeded defects (twin/defects.py): a satellite wrong in a known way
 
 
 @dataclass(frozen=True)
@@ -86,10 +88,19 @@ class World:
     commands: dict[str, Callable[[dict[str, object]], dict[str, object]]] = field(default_factory=dict)
     # The DUT's timeline: at once until the supply, which owns it, replaces it (twin/psu_service.py).
     apply: Apply = field(init=False)
+    # The seeded defects the satellite carries (twin/defects.py); node models read ``defects.active(NAME)``.
+    defects: Defects = field(init=False)
 
     def __post_init__(self) -> None:
         self.apply = _apply_now(self.clock)
+        self.defects = Defects(self.options.defects)
+        self.apply_power_defects()
         self.state.setdefault("dut", lambda: self.dut.snapshot(self.clock()))
+
+    def apply_power_defects(self) -> None:
+        """The power model's defects are its numbers: set them from the defects now in force."""
+        self.dut.uvlo_falling_v = self.defects.value("EPS_UVLO_LOW") or UVLO_FALLING_V
+        self.dut.idle_power_w = IDLE_POWER_W + (self.defects.value("EPS_IDLE_POWER_HIGH") or 0.0)
 
     def rng(self, stream: str) -> np.random.Generator:
         """An independent noise generator per named stream, so adding a service never shifts another's noise."""

@@ -16,6 +16,7 @@ from typer._click.core import Context  # typer ships its own click; its Context 
 from typer.core import TyperCommand
 
 from bench.cli.campaigns import register as register_campaign_commands
+from bench.cli.defects import register as register_defect_commands
 from bench.cli.reservation import register as register_reservation_commands
 from bench.cli.results import register as register_results_commands
 from bench.cli.shell import register as register_shell_commands
@@ -221,10 +222,14 @@ def twin(
     ports: Annotated[str, typer.Option(help="fixed (documented ports) or auto (free ports)")] = "fixed",
     seed: Annotated[int, typer.Option(help="seed of the twin's noise")] = 0,
     log_level: Annotated[str, typer.Option(help="twin log level")] = "INFO",
+    defect: Annotated[
+        list[str] | None,
+        typer.Option("--defect", help="seed a defect: a satellite wrong in a known way (repeatable; docs/defects.md)"),
+    ] = None,
 ) -> None:
     """Serve the OTS-SAT digital twin in the foreground (Ctrl-C stops it); prints every endpoint it serves."""
     argv = [sys.executable, "-m", "twin", "--ports", ports, "--psu-dialect", psu_dialect, "--seed", str(seed)]
-    argv += ["--log-level", log_level]
+    argv += ["--log-level", log_level, *(arg for name in defect or () for arg in ("--defect", name))]
     os.execv(sys.executable, argv)
 
 
@@ -278,8 +283,10 @@ def check(
     bench_config: ConfigOpt = None,
     limits: Annotated[Path, typer.Option(help="limits file")] = Path("test_plans/limits.yaml"),
     campaigns: Annotated[Path, typer.Option(help="folder of campaign files")] = Path("test_plans/campaigns"),
+    defects: Annotated[Path, typer.Option(help="seeded-defect catalogue")] = Path("test_plans/defects.yaml"),
 ) -> None:
-    """Validate a bench config, the limits file and the campaigns (no instrument is contacted)."""
+    """Validate a bench config, the limits file, the campaigns and the defect catalogue (no instrument is
+    contacted)."""
     from bench.icd import icd_path, load_icd
 
     try:
@@ -304,8 +311,11 @@ def check(
             highlight=False,
         )
     from bench.cli.campaigns import check_all
+    from bench.cli.defects import check_defect_catalogue
 
-    if not check_all(console, limits, campaigns):
+    campaigns_ok = check_all(console, limits, campaigns)
+    defects_ok = check_defect_catalogue(console, defects, limits.parent / "requirements.yaml")
+    if not (campaigns_ok and defects_ok):
         raise typer.Exit(2)
 
 
@@ -313,3 +323,4 @@ register_results_commands(app)
 register_campaign_commands(app)
 register_reservation_commands(app)
 register_shell_commands(app)
+register_defect_commands(app)

@@ -73,7 +73,9 @@ def test_mode_nominal_to_safe_and_back(powered, measure):
 def test_reboot_restarts_uptime_and_counts_the_boot(powered, measure):
     """REBOOT TC: completion, a BOOT event, the OBC back within its limit, uptime reset, boot count + 1."""
     powered.enable_hk("OBC")
-    before = powered.await_tm("OBC.UPTIME", greater_equal(2), timeout_s=5, fresh=False).value
+    # A fresh sample: one kept from before this power-on could say >= 2 s of a satellite booted a moment ago,
+    # whose reboot would then not show whether uptime restarts (found by the seeded defect OBC_UPTIME_NOT_RESET).
+    before = powered.await_tm("OBC.UPTIME", greater_equal(2), timeout_s=5).value
     boots = powered.request_hk("OBC")["OBC.BOOT_COUNT"]
     mark = powered.event_mark()
     started = time.monotonic()

@@ -37,7 +37,7 @@ class AdcsNode(Node):
     def tick(self, t: float) -> None:
         super().tick(t)
         dt, self._last = t - self._last, t
-        step = float(self.param("WHEEL_ACCEL")) * dt
+        step = float(self.param("WHEEL_ACCEL")) * dt * (self.host.defects.value("ADCS_WHEEL_SLOW") or 1.0)
         powered = self.wheels_powered()
         for axis in range(3):
             # Unpowered wheels coast down (friction, same rate as the motor's acceleration for simplicity).
@@ -69,6 +69,8 @@ class AdcsNode(Node):
     def execute(self, command: Command, args: dict[str, Value]) -> Failure | Deferred | None:
         if command.name == "SET_MODE":
             new = int(args["mode"])
+            if MODES.get(new) == "NADIR" and self.host.defects.active("ADCS_MODE_NADIR_REFUSED"):
+                return Failure.EXECUTION_FAILED
             if new != self.mode:
                 old, self.mode = self.mode, new
                 self._control_since = self.now() if new else None
@@ -77,11 +79,16 @@ class AdcsNode(Node):
         if command.name == "SET_WHEEL_SPEED":
             axis = int(args["axis"])
             if not self.wheels_powered():
-                self.emit("WHEEL_FAULT", axis)
+                if not self.host.defects.active("ADCS_NO_WHEEL_FAULT_EVENT"):
+                    self.emit("WHEEL_FAULT", axis)
                 return Failure.EXECUTION_FAILED
-            self.target[axis] = float(args["rpm"])
+            sign = -1.0 if self.host.defects.active("ADCS_WHEEL_REVERSED") else 1.0
+            self.target[axis] = sign * float(args["rpm"])
             return None
         return Failure.EXECUTION_FAILED
+
+    def range_checked(self) -> bool:
+        return not self.host.defects.active("ADCS_NO_RANGE_CHECK")
 
     def mode_name(self) -> str:
         return MODES.get(self.mode, "?") if self.alive else "OFF"

@@ -24,6 +24,7 @@ from typing import Final, Protocol
 import numpy as np
 
 from twin import csp
+from twin.defects import Defects
 from twin.icd import Command, Icd, IcdNode, Parameter
 from twin.pus import ACK_ACCEPTANCE, ACK_COMPLETION, ACK_START, Failure, TcHeader, build_tm, malform, parse_tc_header
 
@@ -103,6 +104,11 @@ class NodeHost(Protocol):
 
     @property
     def csp_version(self) -> int: ...
+
+    @property
+    def defects(self) -> Defects:
+        """The seeded defects in force (twin/defects.py): each hook reads ``defects.active(NAME)``."""
+        ...
 
     def clock(self) -> float:
         """The simulation's clock (monotonic seconds): uptime, HK periods, deferred completions."""
@@ -422,7 +428,8 @@ class Node:
         data = tc.app_data
         key = (tc.service, tc.subtype)
         if key == (17, 1):
-            return lambda: self.send_tm(17, 2, b"", reply_to)
+            wrong = self.name == "OBC" and self.host.defects.active("OBC_PUS_WRONG_SUBTYPE")
+            return lambda: self.send_tm(17, 3 if wrong else 2, b"", reply_to)
         if tc.service == 3 and tc.subtype in (5, 6, 27):
             if len(data) != 4:
                 raise Reject(Failure.WRONG_LENGTH)
@@ -480,10 +487,14 @@ class Node:
             raise Reject(Failure.WRONG_LENGTH)
         args = command.unpack_args(data[4:])
         for spec in command.args:
-            if not spec.in_range(float(args[spec.name])):
+            if not spec.in_range(float(args[spec.name])) and self.range_checked():
                 raise Reject(Failure.OUT_OF_RANGE)
         self.check_ready(command, args)
         return lambda: self.execute(command, args)
+
+    def range_checked(self) -> bool:
+        """Subclasses: False if this node's software forgets to range-check arguments (a seeded defect)."""
+        return True
 
     def check_ready(self, command: Command, args: dict[str, Value]) -> None:
         """Subclasses: raise ``Reject(Failure.NOT_READY)`` if the command cannot start now."""

@@ -45,6 +45,7 @@ class Burst:
     power_dbm: float
     frequency_hz: float
     info: bytes
+    deviation_scale: float = 1.0  # 1: the GMSK h = 0.5 the modem is designed for (a seeded defect widens it)
 
     @property
     def end(self) -> float:
@@ -113,7 +114,8 @@ class CommsNode(Node):
     # -- downlink --------------------------------------------------------------------------------------------
 
     def carrier_hz(self) -> float:
-        return self.radio.frequency_hz + self.frequency_error_hz + self.extra_offset_hz
+        synthesiser_error = self.host.defects.value("COMMS_CARRIER_5KHZ") or 0.0
+        return self.radio.frequency_hz + self.frequency_error_hz + self.extra_offset_hz + synthesiser_error
 
     def beacon_info(self) -> bytes:
         """The beacon's information field: ``<prefix> MNEMONIC=value …`` from the nodes' housekeeping now."""
@@ -127,15 +129,17 @@ class CommsNode(Node):
                 for structure in node.icd_node.housekeeping:
                     cache[node_name].update(node.hk_values(structure.sid))
             scale = next(f.scale for s in node.icd_node.housekeeping for f in s.fields if f.name == field_name)
-            parts.append(f"{mnemonic}={_format(cache[node_name][field_name], scale)}")
+            value = cache[node_name][field_name]
+            if mnemonic == "EPS.VBAT" and self.host.defects.active("COMMS_BEACON_STALE_FIELD"):
+                value = 0.0  # latched by the beacon task before the EPS answered, never refreshed
+            parts.append(f"{mnemonic}={_format(value, scale)}")
         return " ".join(parts).encode("ascii")
 
     def _transmit_beacon(self, t: float) -> None:
         self.beacons += 1
         info = self.beacon_info()
-        frame = uhf_modem.ax25_ui_frame(
-            self.radio.beacon_destination, self.radio.callsign, info, src_ssid=self.radio.ssid
-        )
+        callsign = "OTSSAX" if self.host.defects.active("COMMS_WRONG_CALLSIGN") else self.radio.callsign
+        frame = uhf_modem.ax25_ui_frame(self.radio.beacon_destination, callsign, info, src_ssid=self.radio.ssid)
         # TX_BURST_MS is the PA keying time: flags fill it ahead of the frame (AX.25 "TXDELAY").
         burst_bits = float(self.param("TX_BURST_MS")) / 1000.0 * self.radio.bit_rate
         frame_bits = len(frame) * 8 * 1.05 + POSTAMBLE_FLAGS * 8
@@ -144,7 +148,9 @@ class CommsNode(Node):
         duration = len(bits) / self.radio.bit_rate
         if not self.pa_failed:
             power = self.tx_dbm + PA_GAIN_OFFSET_DB + float(self._rng.normal(0.0, 0.03))
-            self.bursts.append(Burst(t, bits, duration, power, self.carrier_hz(), info))
+            power += self.host.defects.value("COMMS_TX_POWER_3DB_LOW") or 0.0
+            deviation = self.host.defects.value("COMMS_DEVIATION_WIDE") or 1.0
+            self.bursts.append(Burst(t, bits, duration, power, self.carrier_hz(), info, deviation))
         self._tx_until = t + duration
         self.host.set_load("uhf_tx", True)
         self.emit("BEACON_SENT", self.beacons)
@@ -154,8 +160,9 @@ class CommsNode(Node):
         if self._tx_until is not None and t >= self._tx_until:
             self._tx_until = None
             self.host.set_load("uhf_tx", False)
-        if self.beacon_enabled and not self.tx_inhibited and t >= self._next_beacon and self._tx_until is None:
-            self._next_beacon = t + self.period_s
+        inhibited = self.tx_inhibited and not self.host.defects.active("COMMS_INHIBIT_IGNORED")
+        if self.beacon_enabled and not inhibited and t >= self._next_beacon and self._tx_until is None:
+            self._next_beacon = t + self.period_s * (self.host.defects.value("COMMS_BEACON_PERIOD_LONG") or 1.0)
             self._transmit_beacon(t)
         self._antenna_tick(t)
         transmitting = self._tx_until is not None
@@ -168,7 +175,8 @@ class CommsNode(Node):
         if not self.alive:
             return
         parsed = uhf_modem.parse_ax25_ui(frame) if frame is not None else None
-        if parsed is None or (parsed.dest, parsed.dest_ssid) != (self.radio.callsign, self.radio.ssid):
+        ours = parsed is not None and (parsed.dest, parsed.dest_ssid) == (self.radio.callsign, self.radio.ssid)
+        if parsed is None or not (ours or self.host.defects.active("COMMS_NO_CALLSIGN_FILTER")):
             self.rx_rejected += 1
             return
         self.rx_frames += 1

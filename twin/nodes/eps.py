@@ -65,14 +65,17 @@ class EpsNode(Node):
         noise = self._rng.normal
         vbus = v + float(noise(0.0, 0.002))
         ibus = max(0.0, i + float(noise(0.0, 0.003)))
-        values: dict[str, Value] = {"VBAT": vbus, "IBAT": -ibus, "VBUS": vbus, "IBUS": ibus}
+        v_tm = vbus * (self.host.defects.value("EPS_BUS_V_TM_5PCT") or 1.0)
+        i_tm = ibus * (self.host.defects.value("EPS_IBUS_TM_SCALE") or 1.0)
+        values: dict[str, Value] = {"VBAT": v_tm, "IBAT": -ibus, "VBUS": v_tm, "IBUS": i_tm}
         for channel in CHANNELS:
             values[f"OUT_{channel}"] = self.output_on(channel)
             current = self.output_power_w(channel) / max(v, 2.5)
             values[f"I_{channel}"] = max(0.0, current + float(noise(0.0, 0.002))) if current else 0.0
             values[f"LATCHUPS_{channel}"] = self.latchups[channel]
         values["BOOT_COUNT"] = self.boot_count
-        values["TBAT"] = self.battery_temp_c() + float(noise(0.0, 0.05))
+        tbat_offset = self.host.defects.value("EPS_TBAT_TM_OFFSET") or 0.0
+        values["TBAT"] = self.battery_temp_c() + tbat_offset + float(noise(0.0, 0.05))
         return values
 
     def battery_temp_c(self) -> float:
@@ -82,7 +85,13 @@ class EpsNode(Node):
     def switch_output(self, channel: str, on: bool) -> Failure | None:
         """Switch one output (SET_OUTPUT over CAN, SET_OUTPUT / SET_SINGLE_OUTPUT over I2C): None or the refusal."""
         if channel in ALWAYS_ON_W:
+            if self.host.defects.active("EPS_PROTECTED_OUTPUT_OFF"):
+                return None  # completes, and the output stays on: the protection is not reported
             return None if on else Failure.EXECUTION_FAILED  # protected: the EPS keeps OBC and radio on
+        if channel == "ADCS" and self.host.defects.active("EPS_OUTPUT_REVERSED"):
+            on = not on
+        if channel == "HEATER" and not on and self.host.defects.active("EPS_OUTPUT_STUCK_ON"):
+            return None  # the switch is welded: off completes, the heater stays on
         before = self.output_on(channel)
         if not self.host.set_load(self.SWITCHABLE[channel], on):
             return Failure.EXECUTION_FAILED

@@ -17,11 +17,20 @@ RESET_CAUSES: Final = {"power_on": 0, "brownout": 1, "watchdog": 2, "command": 3
 class ObcNode(Node):
     def __post_init__(self) -> None:
         self.mode = 1
+        self._last_booted_at = 0.0
         self._rng = self.host.rng(f"node.{self.name}")
 
     def reset(self, t: float) -> None:
         # After a brownout or watchdog the flight software starts in SAFE; after a clean start, NOMINAL.
         self.mode = 0 if self.reset_cause in ("brownout", "watchdog") else 1
+        if self.reset_cause == "power_on" and self.host.defects.active("OBC_BOOTS_SAFE"):
+            self.mode = 0
+        if self.reset_cause == "command":
+            if self.host.defects.active("OBC_BOOT_NOT_COUNTED"):
+                self.boot_count -= 1
+            if self.host.defects.active("OBC_UPTIME_NOT_RESET"):
+                self.booted_at = self._last_booted_at
+        self._last_booted_at = self.booted_at
         self.emit("BOOT", self.boot_count, RESET_CAUSES.get(self.reset_cause, 0))
 
     def mode_name(self) -> str:
@@ -50,6 +59,8 @@ class ObcNode(Node):
         """Change the satellite mode (OBC.SET_MODE over CAN, ``mode set`` on the debug console); False if refused."""
         if new not in MODES or (new == 2 and not self.host.loads.get("payload", False)):
             return False  # PAYLOAD mode needs the imager powered
+        if (self.mode, new) == (0, 1) and self.host.defects.active("OBC_MODE_RETURN_REFUSED"):
+            return False
         if new != self.mode:
             old, self.mode = self.mode, new
             self.emit("MODE_CHANGED", old, new)

@@ -48,19 +48,22 @@ class PayloadNode(Node):
             return None if self.host.set_load("payload", bool(args["on"])) else Failure.EXECUTION_FAILED
         if command.name == "CAPTURE":
             exposure_ms = int(args["exposure_ms"])
-            if not self.imager_on():
-                return self._fail(REASON_IMAGER_OFF)
+            if not self.imager_on() and not self.host.defects.active("PAYLOAD_CAPTURE_WHEN_OFF"):
+                wrong = self.host.defects.active("PAYLOAD_WRONG_FAIL_REASON")
+                return self._fail(REASON_POWER_LOST if wrong else REASON_IMAGER_OFF)
 
             def finish() -> Failure | None:
-                if not self.imager_on():
+                if not self.imager_on() and not self.host.defects.active("PAYLOAD_CAPTURE_WHEN_OFF"):
                     return self._fail(REASON_POWER_LOST)
-                self.captures += 1
+                if not self.host.defects.active("PAYLOAD_CAPTURE_NOT_COUNTED"):
+                    self.captures += 1
                 self.storage_kib += int(self.param("IMAGE_SIZE_KB"))
                 self.last_status = STATUS_OK
                 self.emit("CAPTURE_DONE", self.captures, exposure_ms)
                 return None
 
-            return Deferred(self.now() + exposure_ms / 1000.0 + READOUT_S, finish)
+            readout_s = self.host.defects.value("PAYLOAD_SLOW_READOUT") or READOUT_S
+            return Deferred(self.now() + exposure_ms / 1000.0 + readout_s, finish)
         return Failure.EXECUTION_FAILED
 
     def mode_name(self) -> str:

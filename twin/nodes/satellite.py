@@ -95,6 +95,7 @@ class Satellite:
         if self.cfp_version != self.csp_version:
             raise ValueError(f"CFP v{self.cfp_version} cannot carry CSP v{self.csp_version} headers")
         self.clock = world.clock
+        self.defects = world.defects
         self._time_offset = 0.0
         self.nodes: dict[str, Node] = {}
         for name, entry in icd.nodes.items():

@@ -16,6 +16,7 @@ from typer._click.core import Context  # typer ships its own click; its Context 
 from typer.core import TyperCommand
 
 from bench.cli.campaigns import register as register_campaign_commands
+from bench.cli.live import register as register_live_commands
 from bench.cli.reservation import register as register_reservation_commands
 from bench.cli.results import register as register_results_commands
 from bench.cli.shell import register as register_shell_commands
@@ -78,6 +79,15 @@ def run(
             "and acceptance]",
         ),
     ] = None,
+    live: Annotated[
+        bool,
+        typer.Option("--live", help="serve the live bench view for the run; prints its URL [default: config `live:`]"),
+    ] = False,
+    live_host: Annotated[
+        str | None,
+        typer.Option(help="live view address, e.g. 0.0.0.0 for a lab screen (controls need the printed token)"),
+    ] = None,
+    live_port: Annotated[int, typer.Option(help="live view port [default: a free one]")] = 0,
 ) -> None:
     """Run test plans against the bench and write <out>/<run-id>/ (journal, report.html, junit.xml, allure-results).
 
@@ -121,6 +131,12 @@ def run(
         args += ["-k", keyword]
     if strict is not None:
         args.append("--strict-db" if strict else "--no-strict-db")
+    if live:
+        args.append("--live")
+    if live_host:
+        args += ["--live-host", live_host]
+    if live_port:
+        args += ["--live-port", str(live_port)]
     args += list(ctx.meta.get("pytest_args", ())) + list(ctx.args)
     finished = _RunFinished()
     from bench.cli.progress import live_progress, wanted
@@ -285,3 +301,4 @@ register_results_commands(app)
 register_campaign_commands(app)
 register_reservation_commands(app)
 register_shell_commands(app)
+register_live_commands(app)

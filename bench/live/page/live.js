@@ -87,7 +87,8 @@ function startTest(r) {
 function addMeasurement(r) {
   if (r.test_id !== state.current) return;
   const v = r.verdict;
-  const tr = el("tr", { "data-name": r.name, "data-time": r.time, class: `row-${v}` },
+  // data-shown: when this page showed it (the browser tests compare it with the journal's time of the value)
+  const tr = el("tr", { "data-name": r.name, "data-time": r.time, "data-shown": String(Date.now()), class: `row-${v}` },
     el("td", { title: r.description || "" }, r.name), el("td", { class: "num" }, num(r.value, r.units)),
     el("td", { class: "num" }, num(r.low)), el("td", { class: "num" }, num(r.high)),
     el("td", { class: "num" }, num(r.margin, r.units)), el("td", { class: `v-${v}` }, String(v).toUpperCase()),

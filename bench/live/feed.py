@@ -131,7 +131,8 @@ class LiveFeed:
             return events
 
     def hello(self, *, controls: bool) -> Event:
-        return "hello", json.dumps({"run_id": self.run_id, "mode": "run" if self.journal else "view", "controls": controls})
+        mode = "run" if self.journal else "view"
+        return "hello", json.dumps({"run_id": self.run_id, "mode": mode, "controls": controls})
 
     def _changed(self, events: list[Event], name: str, value: object) -> None:
         if name in self._sent and self._sent[name] == value:

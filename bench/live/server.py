@@ -84,6 +84,7 @@ class LiveServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self.host, self.port))
+            sock.listen(128)  # connections wait in the backlog from now on, not refused until uvicorn is up
         except OSError:
             sock.close()
             raise

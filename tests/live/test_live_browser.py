@@ -198,9 +198,7 @@ def test_the_page_follows_a_run_and_its_operator_answers_there(browser, tmp_path
         page.screenshot(path=str(evidence_dir / "2-measurements-and-power.png"), full_page=True)
         _answer_yes(page, SEEN)
 
-        page.wait_for_function(
-            "() => document.getElementById('verdict-text') !== null", timeout=RUN_TIMEOUT_MS
-        )
+        page.wait_for_function("() => document.getElementById('verdict-text') !== null", timeout=RUN_TIMEOUT_MS)
         assert page.inner_text("#verdict-text") == "PASS"
         assert page.get_attribute("[data-test$='test_watched_by_the_live_view']", "data-state") == "passed"
         assert page.locator("#verdict a", has_text="report.html").count() == 1

@@ -13,7 +13,9 @@ measurements, the running test's measurements (bounded), the last minutes of pow
 
 from __future__ import annotations
 
+import heapq
 import json
+import re
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -25,10 +27,12 @@ from bench.live.prompts import PromptSlot
 
 __all__ = ["Event", "JournalTail", "LiveFeed", "SampleSource"]
 
-REPLAY_MEASUREMENTS = 5000  # measurements of the running test a late client gets (the journal has all of them)
+SEND_MEASUREMENTS = 300  # measurements sent per batch (every ~0.25 s): more than the page can show anyway
+REPLAY_MEASUREMENTS = 500  # measurements of the running test a late client gets (as many as the page shows)
 REPLAY_RECORDS = 20000  # other journal records kept for late clients (a few per test)
 POWER_KEPT = 6000  # power samples kept for the chart (5 min at 20 Hz)
 _MEASUREMENT = b'{"kind":"measurement"'
+_OTHER_RECORD = re.compile(rb'\n\{"kind":"(?!measurement")[^\n]*')  # a record that is not a measurement
 _TEST_START = b'{"kind":"test_start"'
 
 Event = tuple[str, str]
@@ -45,26 +49,31 @@ class SampleSource(Protocol):
 
 
 class JournalTail:
-    """The lines appended to a journal since the last read; a line still being written waits for its end."""
+    """The whole lines appended to a journal since the last read, as one chunk of bytes (ending with a newline);
+    a line still being written waits for its end."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._pos = 0
         self._partial = b""
 
-    def read_lines(self) -> list[bytes]:
+    def read_chunk(self) -> bytes:
         try:
             with open(self.path, "rb") as f:
                 f.seek(self._pos)
                 data = f.read()
         except FileNotFoundError:  # the run has not started its journal yet
-            return []
+            return b""
         if not data:
-            return []
+            return b""
         self._pos += len(data)
         data = self._partial + data
-        *lines, self._partial = data.split(b"\n")
-        return [line for line in lines if line]
+        end = data.rfind(b"\n") + 1
+        self._partial = data[end:]
+        return data[:end]
+
+    def read_lines(self) -> list[bytes]:
+        return [line for line in self.read_chunk().split(b"\n") if line]
 
 
 @dataclass
@@ -102,10 +111,9 @@ class LiveFeed:
             events: list[Event] = []
             self._changed(events, "tests", self.tests)
             if self._tail is not None:
-                lines = self._tail.read_lines()
-                if lines:
-                    self._keep(lines)
-                    events.append(("journal", _array(lines)))
+                chunk = self._tail.read_chunk()
+                if chunk:
+                    events.append(("journal", _array(self._keep(chunk))))
             power = self._read_power()
             if power:
                 events.append(("power", json.dumps(power)))
@@ -140,14 +148,22 @@ class LiveFeed:
         self._sent[name] = _copy(value)
         events.append((name, json.dumps(value)))
 
-    def _keep(self, lines: list[bytes]) -> None:
-        for line in lines:
-            if line.startswith(_MEASUREMENT):
-                self._measurements.append(line)
-            else:
-                if line.startswith(_TEST_START):
-                    self._measurements.clear()  # a late client sees the running test's measurements only
-                self._records.append(line)
+    def _keep(self, chunk: bytes) -> list[bytes]:
+        """Keep a chunk of journal lines for late clients; return the lines to send: every record but the
+        measurements, and the last SEND_MEASUREMENTS of those. The chunk is never split line by line in Python:
+        a plan measuring thousands of values a second would pay for it (benchmarks/bench_live.py); the page
+        shows the last few hundred anyway, the journal and the report have them all."""
+        data = b"\n" + chunk
+        others = [(m.start(), m.group()[1:]) for m in _OTHER_RECORD.finditer(data)]
+        starts = [pos for pos, line in others if line.startswith(_TEST_START)]
+        self._records.extend(line for _, line in others)
+        if starts:
+            self._measurements.clear()  # a late client sees the running test's measurements only
+        kept = _last_lines(data, starts[-1] + 1 if starts else 0, REPLAY_MEASUREMENTS)
+        self._measurements.extend(line for _, line in reversed(kept) if line.startswith(_MEASUREMENT))
+        recent = [(pos, line) for pos, line in reversed(_last_lines(data, 0, SEND_MEASUREMENTS))]
+        recent = [(pos, line) for pos, line in recent if line.startswith(_MEASUREMENT)]
+        return [line for _, line in heapq.merge(others, recent)]
 
     def _read_power(self) -> list[list[float]]:
         """New samples of the DUT's first supply channel: [time (epoch s), volts, amps] each."""
@@ -161,6 +177,21 @@ class LiveFeed:
         rows = [[round(s.time, 3), _finite(s.volts[0]), _finite(s.amps[0])] for s in samples]
         self._power.extend(rows)
         return rows
+
+
+def _last_lines(data: bytes, start: int, n: int) -> list[tuple[int, bytes]]:
+    """The last ``n`` lines of ``data`` (which starts with a newline and ends with one) after offset ``start``,
+    last first, each with the offset of the newline before it."""
+    lines: list[tuple[int, bytes]] = []
+    hi = len(data) - 1
+    while len(lines) < n and hi > start:
+        lo = data.rfind(b"\n", start, hi)
+        if lo < 0:
+            break
+        if hi > lo + 1:
+            lines.append((lo, data[lo + 1 : hi]))
+        hi = lo
+    return lines
 
 
 def _array(lines: Sequence[bytes]) -> str:

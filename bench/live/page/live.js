@@ -37,7 +37,9 @@ function num(x, units) {
 // -- the run's facts ---------------------------------------------------------------------------------------
 function renderFacts() {
   const f = state.facts;
-  const fw = Object.entries(state.firmware).map(([node, v]) => `${node} ${v}`).join(", ");
+  const byVersion = {}; // nodes grouped by the firmware they reported
+  for (const [node, v] of Object.entries(state.firmware)) (byVersion[v] = byVersion[v] || []).push(node);
+  const fw = Object.entries(byVersion).map(([v, nodes]) => `${v} (${nodes.join(", ")})`).join("; ");
   const rows = [
     ["campaign", f.campaign], ["run", f.run_id], ["bench", f.bench], ["lease holder", f.holder],
     ["operator", f.operator], ["DUT", f.dut], ["P/N", f.part_number], ["S/N", f.serial],
@@ -128,7 +130,7 @@ function onRecord(r) {
       break;
     case "campaign": f.campaign = `${r.id} (${r.campaign_kind}) — ${r.purpose}`; break;
     case "lease": f.holder = `${r.holder}@${r.host} (pid ${r.pid})`; break;
-    case "dut_identity": state.firmware[r.node] = `${r.firmware}` + (r.serial ? ` S/N ${r.serial}` : ""); break;
+    case "dut_identity": state.firmware[r.node] = `${r.firmware}`; break;
     case "test_start": startTest(r); break;
     case "measurement": addMeasurement(r); return;
     case "test_end": endTest(r); break;

@@ -131,7 +131,12 @@ class LiveServer:
                 asyncio.run_coroutine_threadsafe(self._drain(drain_s), loop).result(timeout=drain_s + 1)
         except Exception as exc:
             log.debug("live view: last events not delivered: %s", exc)
-        self._closing = True
+        self._closing = True  # every page's stream ends now: uvicorn would otherwise wait out its graceful timeout
+        try:
+            if loop is not None and loop.is_running():
+                asyncio.run_coroutine_threadsafe(self._notify(), loop).result(timeout=1)
+        except Exception as exc:
+            log.debug("live view: pages not told to close: %s", exc)
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:

@@ -21,6 +21,7 @@ dialect names, `twin.dialects`, which the config schema accepts).
     predicates, waiting  composable predicates and the one await: no sleeps in test plans
     asrun, calibration   the as-run context of a run; instrument calibration status
     plotdata             plain plot data handed to `reports/` to draw
+    live/                the live bench view: a web page beside a run (feed, prompts, controls, server)
     twin_launcher        the twin as a subprocess; cli/: the `bench` command line
 
 Heavy dependencies (pydantic, pyvisa, numpy) load when used, not on import of the modules the test plans see:

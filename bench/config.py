@@ -276,6 +276,10 @@ class BenchConfig(_Strict):
     calibration: dict[str, CalibrationRecord] = Field(
         default_factory=dict, description="calibration records keyed by instrument serial (*IDN? field 3)"
     )
+    live: bool = Field(
+        default=False,
+        description="serve the live bench view (a web page on 127.0.0.1) beside every run, as `bench run --live`",
+    )
     answers: dict[str, bool | float | str] = Field(
         default_factory=dict,
         description="operator prompts this bench answers by its construction, prompt text → answer (the twin's "

@@ -392,6 +392,16 @@ class PowerMonitor:
             log.error("power monitor: writing %s failed: %s", self.csv_path, exc)
         return written + len(batch)
 
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """The monitored roles, in the order of each sample's values."""
+        return self._roles
+
+    def samples_since(self, start: int) -> list[PowerSample]:
+        """The samples from index ``start`` on (a reader that keeps its own count: the live view's, in batches)."""
+        with self._lock:
+            return self._samples[start:]
+
     def snapshot(self) -> PowerTrace:
         """The trace so far (the monitor keeps running)."""
         with self._lock:

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NoReturn
+from typing import Literal, NamedTuple, NoReturn
 
 from bench.config import parse_yaml, shown_value
 from bench.errors import ConfigError
@@ -36,12 +36,14 @@ from bench.journal import Journal, utc_now
 
 __all__ = [
     "AnswerSource",
+    "Answered",
     "NeedsOperator",
     "OperatorDeclined",
     "OperatorPrompts",
     "Prompt",
     "PromptKind",
     "ScriptedAnswer",
+    "coerce_answer",
     "load_answers",
 ]
 
@@ -131,8 +133,22 @@ def load_answers(path: Path | str) -> dict[str, ScriptedAnswer]:
     return answers
 
 
+class Answered(NamedTuple):
+    """A raw answer and who gave it, when that is not the run's operator at the terminal (e.g. "browser
+    127.0.0.1", the live page; "" = the run's operator)."""
+
+    raw: object
+    by: str
+
+
 Ask = Callable[[Prompt], object]
-"""Puts a prompt to the operator and returns the raw answer (blocks until answered)."""
+"""Puts a prompt to the operator and returns the raw answer, or an :class:`Answered` (blocks until answered)."""
+
+
+def coerce_answer(prompt: Prompt, raw: object, where: str = "answer") -> AnswerValue:
+    """``raw`` as an answer to ``prompt`` (ConfigError naming ``where`` when it is none): for the live page,
+    which refuses a wrong answer before it reaches the test."""
+    return _coerce(prompt, raw, where)
 
 
 class OperatorPrompts:
@@ -188,8 +204,11 @@ class OperatorPrompts:
             self._journal(prompt, asked, None, "", 0.0, outcome="unanswered", note=self.why)
             self.unanswered(prompt)
         start = time.monotonic()
+        by = ""
         while True:  # a typo at the terminal is asked again, not a failed test
             raw = self.ask(prompt)
+            if isinstance(raw, Answered):
+                raw, by = raw
             try:
                 value = _coerce(prompt, raw, "answer")
                 break
@@ -197,7 +216,7 @@ class OperatorPrompts:
                 continue
         waited = time.monotonic() - start
         self.waited += waited
-        self._journal(prompt, asked, value, f"operator {self.who}", waited)
+        self._journal(prompt, asked, value, by or f"operator {self.who}", waited)
         return value
 
     def unanswered(self, prompt: Prompt) -> NoReturn:

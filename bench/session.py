@@ -126,6 +126,7 @@ class BenchSession:
     _heartbeat_stop: threading.Event = field(default_factory=threading.Event)
     _heartbeat: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stop_lock: threading.Lock = field(default_factory=threading.Lock)  # not _lock: an instrument opening holds it
 
     @property
     def config_path(self) -> Path:
@@ -386,22 +387,23 @@ class BenchSession:
 
     def _on_interlock(self, interlock: Interlock) -> None:
         """`bench safe` stopped this bench: latch, journal who/when/which test, make everything safe."""
-        record = emergency.StopRecord(interlock.who, interlock.host, interlock.time.isoformat(), interlock.reason)
-        if self._stop is not None:
-            return
-        self._stop = record
+        self.stop_now(interlock.who, interlock.host, interlock.reason, at=interlock.time.isoformat())
+
+    def stop_now(self, who: str, host: str, reason: str, *, at: str | None = None) -> None:
+        """The emergency stop, latched now (the live view's button, after setting the interlock as `bench safe`
+        does, rather than waiting for the next heartbeat to see it): journal, make safe. Once per session."""
+        with self._stop_lock:
+            if self._stop is not None:
+                return
+            record = emergency.StopRecord(who, host, at or dt.datetime.now(dt.UTC).isoformat(), reason)
+            self._stop = record
         emergency.latch(record)
         log.critical("%s (test %s): making the bench safe", record.describe(), self._current_test or "-")
         if self.journal is not None and not self.journal.closed:
             self.journal.record(
-                "emergency_stop",
-                who=interlock.who,
-                host=interlock.host,
-                stop_time=interlock.time.isoformat(),
-                reason=interlock.reason,
-                test_id=self._current_test,
+                "emergency_stop", who=who, host=host, stop_time=record.time, reason=reason, test_id=self._current_test
             )
-        self.safe_state.enter(f"emergency stop by {interlock.who}@{interlock.host}", fresh=True)
+        self.safe_state.enter(f"emergency stop by {who}@{host}", fresh=True)
         self._told_stop(record)
 
     def _on_lease_lost(self, reason: str) -> None:

@@ -17,6 +17,7 @@ from typer.core import TyperCommand
 
 from bench.cli.campaigns import register as register_campaign_commands
 from bench.cli.defects import register as register_defect_commands
+from bench.cli.live import register as register_live_commands
 from bench.cli.reservation import register as register_reservation_commands
 from bench.cli.results import register as register_results_commands
 from bench.cli.shell import register as register_shell_commands
@@ -88,6 +89,15 @@ def run(
             help="run the plans on N auto-started twins at once (pytest-xdist): one run, one report (twins only)",
         ),
     ] = 1,
+    live: Annotated[
+        bool,
+        typer.Option("--live", help="serve the live bench view for the run; prints its URL [default: config `live:`]"),
+    ] = False,
+    live_host: Annotated[
+        str | None,
+        typer.Option(help="live view address, e.g. 0.0.0.0 for a lab screen (controls need the printed token)"),
+    ] = None,
+    live_port: Annotated[int, typer.Option(help="live view port [default: a free one]")] = 0,
 ) -> None:
     """Run test plans against the bench and write <out>/<run-id>/ (journal, report.html, junit.xml, allure-results).
 
@@ -136,6 +146,12 @@ def run(
         args.append("--strict-db" if strict else "--no-strict-db")
     if parallel > 1:
         args += ["--parallel", str(parallel)]
+    if live:
+        args.append("--live")
+    if live_host:
+        args += ["--live-host", live_host]
+    if live_port:
+        args += ["--live-port", str(live_port)]
     args += list(ctx.meta.get("pytest_args", ())) + list(ctx.args)
     finished = _RunFinished()
     from bench.cli.progress import live_progress, wanted
@@ -324,3 +340,4 @@ register_campaign_commands(app)
 register_reservation_commands(app)
 register_shell_commands(app)
 register_defect_commands(app)
+register_live_commands(app)

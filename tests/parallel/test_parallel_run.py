@@ -166,6 +166,16 @@ def test_pytest_parallel_option_refuses_real_instruments_in_one_line(tmp_path):
     assert not out.exists()
 
 
+def test_parallel_run_refuses_the_live_view_in_one_line(tmp_path):
+    """The live page follows one journal and one session; it is refused, not silently served by each worker."""
+    out = tmp_path / "runs"
+    done = _bench(tmp_path, "run", "test_plans/eps", "--parallel", "2", "--live", "--out", str(out))
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert done.returncode != 0, lines
+    assert len(lines) == 1 and "--live" in lines[0] and "serial" in lines[0], lines
+    assert not out.exists(), "a refused run leaves nothing"
+
+
 def test_xdist_run_without_bench_tests_leaves_no_run(tmp_path):
     """`pytest -n 2` maps onto a parallel run; when no worker used the bench there is no run to keep."""
     (tmp_path / "test_pure.py").write_text("def test_one():\n    pass\n\n\ndef test_two():\n    pass\n")

@@ -41,14 +41,28 @@ PLAN = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
-def test_bench_safe_run_stops_every_worker(tmp_path):
+def _two_holding_plans(tmp_path: Path) -> tuple[Path, list[Path]]:
+    """Two plan files (one per worker: --parallel deals out whole files) and the folder they mark when powered."""
     markers = tmp_path / "on"
     markers.mkdir()
-    plans = []
-    for n in (1, 2):  # two plan files: one per worker (--parallel deals out whole files)
-        plans.append(tmp_path / f"test_hold_{n}.py")
-        plans[-1].write_text(PLAN.replace("{n}", str(n)))
+    plans = [tmp_path / f"test_hold_{n}.py" for n in (1, 2)]
+    for n, plan in enumerate(plans, start=1):
+        plan.write_text(PLAN.replace("{n}", str(n)))
+    return markers, plans
+
+
+def _await_both_powered(proc: subprocess.Popen[str], markers: Path) -> None:
+    await_true(
+        lambda: len(list(markers.iterdir())) == 2 or proc.poll() is not None,
+        timeout_s=120,
+        what="both workers powering their DUT",
+    )
+    assert proc.poll() is None, proc.communicate()[0]
+
+
+@pytest.mark.slow
+def test_bench_safe_run_stops_every_worker(tmp_path):
+    markers, plans = _two_holding_plans(tmp_path)
     run_id = "20260101T000000Z-par1"
     env = {k: v for k, v in os.environ.items() if k != "BENCH_DB"} | {"MARKERS": str(markers)}
     argv = [sys.executable, "-m", "pytest", *map(str, plans), "-q", "-p", "no:cacheprovider", "--parallel", "2",
@@ -56,12 +70,7 @@ def test_bench_safe_run_stops_every_worker(tmp_path):
             "--rootdir", str(tmp_path)]  # fmt: skip
     proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        await_true(
-            lambda: len(list(markers.iterdir())) == 2 or proc.poll() is not None,
-            timeout_s=120,
-            what="both workers powering their DUT",
-        )
-        assert proc.poll() is None, proc.communicate()[0]
+        _await_both_powered(proc, markers)
         stop = subprocess.run(
             [sys.executable, "-m", "bench.cli", "safe", "--run", run_id, "--reason", "parallel stop drill"],
             cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60,
@@ -100,12 +109,7 @@ def test_ctrl_c_leaves_every_workers_test_interrupted(tmp_path):
     """Ctrl-C in the terminal of `bench run --parallel 2` reaches the controller and both workers (one process
     group): each worker's running test ends "interrupted" naming the signal, the run is counted from the workers'
     journals (they could not report), and no twin outlives the run."""
-    markers = tmp_path / "on"
-    markers.mkdir()
-    plans = []
-    for n in (1, 2):
-        plans.append(tmp_path / f"test_hold_{n}.py")
-        plans[-1].write_text(PLAN.replace("{n}", str(n)))
+    markers, plans = _two_holding_plans(tmp_path)
     xdg = tmp_path / "xdg"
     xdg.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "BENCH_DB"}
@@ -117,12 +121,7 @@ def test_ctrl_c_leaves_every_workers_test_interrupted(tmp_path):
         start_new_session=True,  # its own process group, as a terminal's foreground job
     )  # fmt: skip
     try:
-        await_true(
-            lambda: len(list(markers.iterdir())) == 2 or proc.poll() is not None,
-            timeout_s=120,
-            what="both workers powering their DUT",
-        )
-        assert proc.poll() is None, proc.communicate()[0]
+        _await_both_powered(proc, markers)
         os.killpg(proc.pid, signal.SIGINT)
         output = proc.communicate(timeout=180)[0]
     finally:

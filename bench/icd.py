@@ -283,7 +283,14 @@ class ParameterDef(_Strict):
     def _consistent(self) -> ParameterDef:
         _check_range(self.name, self.type, 1.0, 0.0, self.units, self.min, self.max)
         if self.default is not None:
-            default = float(self.default)
+            try:
+                default = float(self.default)
+            except OverflowError:  # an integer no float can hold (found by the loader fuzz)
+                raise _problem(
+                    "default",
+                    f"{shown_value(self.default)} is too large for {self.type} ({self.name!r}); "
+                    "give a value the type can carry",
+                ) from None
             why = _off_the_wire(self.type, 1.0, 0.0, self.units, default)
             if why is None and self.type not in ("f32", "bool") and default != round(default):
                 why = f"{shown_value(self.default)} is not an integer ({self.type})"

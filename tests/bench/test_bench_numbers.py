@@ -288,6 +288,14 @@ def test_icd_f32_range_is_inside_float32(tmp_path):
     )
 
 
+def test_icd_default_too_large_for_any_float_is_refused_in_one_line(tmp_path):
+    """Found by the loader fuzz: a 400-digit integer default raised OverflowError out of the loader."""
+    huge = "1" + "0" * 400
+    msg, path = _icd_error(tmp_path, "min: 3.0, max: 4.0, default: 3.4", f"min: 3.0, max: 4.0, default: {huge}")
+    assert msg.startswith(f"{path}: parameters.EPS[0].default: ") and "too large for f32" in msg, msg
+    assert "\n" not in msg
+
+
 @pytest.mark.parametrize("bad", [".nan", ".inf", "-.inf"])
 def test_icd_range_is_finite(tmp_path, bad):
     msg, path = _icd_error(tmp_path, TX_POWER, f"{{name: dbm, type: u8, min: {bad}, max: 33")

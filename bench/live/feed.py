@@ -3,9 +3,11 @@
 The run does not push anything for the page: every record the page needs is already in the run's journal,
 written unbuffered the moment it is taken (bench/journal.py). The server's thread tails that file in batches
 (:class:`JournalTail`) and hands the new lines on as they are, undecoded; the power monitor's samples are read
-the same way, by index (``PowerMonitor.samples_since``). What the journal does not hold is set here by the
-pytest side, as plain attribute writes: the collected test list, the running test's activity, the final
-verdict. So the cost of the live view to a measurement is nil (benchmarks/bench_live.py measures it).
+the same way, by index (``PowerMonitor.samples_since``). The CAN bus load and the last telemetry per node are
+sampled once a second from the satellite link's own counters and stores (:class:`BusSource`), nothing added to
+its receive path. What the journal does not hold is set here by the pytest side, as plain attribute writes: the
+collected test list, the running test's activity, the satellite link once a test opened it, the final verdict.
+So the cost of the live view to a measurement is nil (benchmarks/bench_live.py measures it).
 
 For a client that connects late the feed keeps a compact state to replay: every journal record but the
 measurements, the running test's measurements (bounded), the last minutes of power samples.
@@ -17,6 +19,7 @@ import heapq
 import json
 import re
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,12 +28,16 @@ from typing import Any, Protocol
 
 from bench.live.prompts import PromptSlot
 
-__all__ = ["Event", "JournalTail", "LiveFeed", "SampleSource"]
+__all__ = ["BusSource", "Event", "JournalTail", "LiveFeed", "SampleSource"]
 
 SEND_MEASUREMENTS = 300  # measurements sent per batch (every ~0.25 s): more than the page can show anyway
 REPLAY_MEASUREMENTS = 500  # measurements of the running test a late client gets (as many as the page shows)
 REPLAY_RECORDS = 20000  # other journal records kept for late clients (a few per test)
 POWER_KEPT = 6000  # power samples kept for the chart (5 min at 20 Hz)
+BUS_EVERY_S = 1.0  # how often the bus load and the last telemetry are sampled (HK comes at 1 Hz)
+CAN_FRAME_BITS = 131
+"""Bits of an extended CAN data frame with 8 data bytes, stuffing not counted: what CSP over CAN (CFP) sends
+nearly always, so frames/s × this / bitrate is the bus load to within the stuffing (up to ~20 % more)."""
 _MEASUREMENT = b'{"kind":"measurement"'
 _OTHER_RECORD = re.compile(rb'\n\{"kind":"(?!measurement")[^\n]*')  # a record that is not a measurement
 _TEST_START = b'{"kind":"test_start"'
@@ -46,6 +53,18 @@ class SampleSource(Protocol):
     def roles(self) -> tuple[str, ...]: ...
 
     def samples_since(self, start: int) -> Sequence[Any]: ...
+
+
+class BusSource(Protocol):
+    """The satellite link as the feed reads it (bench.satellite.Satellite)."""
+
+    @property
+    def counters(self) -> Any: ...
+
+    @property
+    def icd(self) -> Any: ...
+
+    def latest_telemetry(self) -> Sequence[Any]: ...
 
 
 class JournalTail:
@@ -89,7 +108,12 @@ class LiveFeed:
     """Whether this server takes control actions at all (a run: yes, with the token; `bench view`: never)."""
     tests: list[dict[str, str]] = field(default_factory=list)
     monitor: SampleSource | None = None
+    bus: BusSource | None = None
+    """The satellite link, once a test opened it (it lives for the whole run)."""
+    bitrate: int = 0
+    """The CAN bit rate of the bench config (0: unknown, no load shown)."""
     activity: str = ""
+    clock: Callable[[], float] = time.monotonic
     verdict: dict[str, Any] | None = None
     _tail: JournalTail | None = None
     _records: deque[bytes] = field(default_factory=lambda: deque(maxlen=REPLAY_RECORDS))
@@ -97,6 +121,8 @@ class LiveFeed:
     _power: deque[list[float]] = field(default_factory=lambda: deque(maxlen=POWER_KEPT))
     _monitor_seen: object = None
     _samples_read: int = 0
+    _bus_mark: tuple[float, int] | None = None  # (monotonic time, frames on the bus) at the last bus sample
+    _bus_next: float = 0.0
     _sent: dict[str, object] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -117,6 +143,10 @@ class LiveFeed:
             power = self._read_power()
             if power:
                 events.append(("power", json.dumps(power)))
+            if self.bus is not None and self.clock() >= self._bus_next:
+                self._bus_next = self.clock() + BUS_EVERY_S
+                self._changed(events, "bus", self._read_bus(self.bus))
+                self._changed(events, "telemetry", _telemetry_by_node(self.bus))
             self._changed(events, "activity", self.activity)
             self._changed(events, "prompt", self.prompts.shown())
             self._changed(events, "verdict", self.verdict)
@@ -133,7 +163,7 @@ class LiveFeed:
                 events.append(("journal", _array(lines)))
             if self._power:
                 events.append(("power", json.dumps(list(self._power))))
-            for name in ("activity", "prompt", "verdict", "view"):
+            for name in ("bus", "telemetry", "activity", "prompt", "verdict", "view"):
                 if name in self._sent:
                     events.append((name, json.dumps(self._sent[name])))
             return events
@@ -177,6 +207,46 @@ class LiveFeed:
         rows = [[round(s.time, 3), _finite(s.volts[0]), _finite(s.amps[0])] for s in samples]
         self._power.extend(rows)
         return rows
+
+    def _read_bus(self, bus: BusSource) -> dict[str, Any]:
+        """The bus as the link counted it: frames per second since the last sample and the load they make."""
+        c = bus.counters
+        now, frames = self.clock(), c.frames_rx + c.frames_tx + c.non_csp_frames
+        mark, self._bus_mark = self._bus_mark, (now, frames)
+        rate = load = None
+        if mark is not None and frames >= mark[1] and now > mark[0]:  # fewer frames: the counters were reset
+            rate = (frames - mark[1]) / (now - mark[0])
+            load = 100.0 * rate * CAN_FRAME_BITS / self.bitrate if self.bitrate else None
+        return {
+            "frames_per_s": None if rate is None else round(rate, 1),
+            "load_pct": None if load is None else round(load, 2),
+            "bitrate": self.bitrate,
+            "frames_rx": c.frames_rx,
+            "frames_tx": c.frames_tx,
+            "error_frames": c.error_frames,
+            "dropped": c.dropped,
+            "bus_off": bool(c.bus_off),
+        }
+
+
+def _telemetry_by_node(bus: BusSource) -> dict[str, dict[str, Any]]:
+    """The last value of every telemetry point received, by node: ``{node: {"time": t, "values": [[name, value,
+    units, t], ...]}}`` (t: UNIX seconds of the frame that brought it)."""
+    nodes: dict[str, dict[str, Any]] = {}
+    for sample in bus.latest_telemetry():
+        try:
+            point = bus.icd.tm_point(sample.mnemonic)
+        except Exception:  # the ICD names every point the link decodes; a page never fails on one
+            continue
+        value = sample.value
+        if isinstance(value, float):
+            value = _finite(value)
+        elif not isinstance(value, (int, str, bool)):
+            value = str(value)
+        entry = nodes.setdefault(point.node, {"time": 0.0, "values": []})
+        entry["time"] = max(entry["time"], round(sample.time, 3))
+        entry["values"].append([point.field.name, value, point.field.units, round(sample.time, 3)])
+    return nodes
 
 
 def _last_lines(data: bytes, start: int, n: int) -> list[tuple[int, bytes]]:

@@ -216,6 +216,10 @@ class Satellite:
         """The last sample of ``mnemonic`` received so far (None if none yet)."""
         return self._history.latest(mnemonic)
 
+    def latest_telemetry(self) -> list[TmSample]:
+        """The last sample of every telemetry value received so far (what the live page shows per node)."""
+        return self._history.latest_all()
+
     def history(self, mnemonic: str) -> list[TmSample]:
         """The samples of ``mnemonic`` kept so far, oldest first."""
         return self._history.history(mnemonic)

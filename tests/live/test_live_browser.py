@@ -2,7 +2,8 @@
 
 Each test starts a bench run with `--live` in a subprocess, reads the URL it prints, opens the page and drives it
 as a person would: the page shows the running test, a measurement appears within 2 s of the journal's time of
-it, the power chart moves, a prompt answered in the page lets its test pass, and the emergency-stop button ends
+it, the power chart moves, the CAN bus load and every node's last telemetry show, a prompt answered in the page
+lets its test pass, and the emergency-stop button ends
 the run ABORTED with the DUT off (read from the twin's own state). Screenshots of those moments are saved as
 evidence in `<--out>/live-view/`.
 """
@@ -35,9 +36,12 @@ WATCHED_PLAN = f'''
 """A plan for the live view's browser test: the page's operator starts it, watches it measure, and releases it."""
 
 
-def test_watched_by_the_live_view(dut_power, measure, operator):
+def test_watched_by_the_live_view(dut_power, satellite, measure, operator):
     """Power the DUT, then measure the bus while the live view watches; the operator answers in the page."""
     dut_power.on()
+    satellite.await_nodes_alive(timeout_s=10)
+    for node in satellite.icd.nodes:
+        satellite.enable_hk(node)  # periodic housekeeping: the page's telemetry per node and bus load
     operator.confirm({START!r})
     for _ in range(6):
         measure("EPS.IDLE_CURRENT", dut_power.await_stable_current(), instrument="psu")
@@ -195,6 +199,14 @@ def test_the_page_follows_a_run_and_its_operator_answers_there(browser, tmp_path
             "n => Number(document.getElementById('power').dataset.samples || 0) > n + 5", arg=before, timeout=30_000
         )
         assert page.locator("#power canvas").count() >= 1
+        # The CAN bus load and the last telemetry of every node, from the satellite link the test opened.
+        page.wait_for_function(
+            "nodes => Number(document.getElementById('bus-now').dataset.load || 0) > 0"
+            " && nodes.every(n => document.querySelector(`#telemetry tr[data-node='${n}']`))",
+            arg=["OBC", "EPS", "ADCS", "COMMS", "PAYLOAD"],
+            timeout=30_000,
+        )
+        assert "VBAT" in page.inner_text("#telemetry tr[data-node='EPS']")
         page.screenshot(path=str(evidence_dir / "2-measurements-and-power.png"), full_page=True)
         _answer_yes(page, SEEN)
 

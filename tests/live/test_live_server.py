@@ -3,6 +3,7 @@ of the controls, the report route, and a server whose client dies (the run goes 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -15,11 +16,14 @@ from typing import Any
 import pytest
 
 from bench import emergency
+from bench.icd import load_icd
 from bench.live.control import ControlRefused
-from bench.live.feed import JournalTail, LiveFeed
+from bench.live.feed import CAN_FRAME_BITS, JournalTail, LiveFeed
 from bench.live.prompts import PromptSlot
 from bench.live.server import LiveServer
 from bench.prompts import Answered, Prompt
+from bench.satellite.history import History
+from bench.satellite.link import SatelliteCounters
 from bench.waiting import await_true
 
 
@@ -55,6 +59,51 @@ def test_a_late_page_gets_the_running_test_and_no_earlier_measurements(tmp_path)
         "run_start", "test_start", "test_end", "test_start",
     ]  # fmt: skip
     assert dict(feed.poll()) == {}  # nothing new, nothing sent
+
+
+class _Link:
+    """The satellite link as the feed reads it: the real history store and counters, filled by the test."""
+
+    def __init__(self) -> None:
+        self.icd = load_icd()
+        self.history = History(self.icd)
+        self.counters = SatelliteCounters(**{name: 0 for name in SatelliteCounters.__dataclass_fields__})
+
+    def latest_telemetry(self) -> list[Any]:
+        return self.history.latest_all()
+
+    def count(self, **moved: int) -> None:
+        self.counters = dataclasses.replace(self.counters, **moved)
+
+
+def test_the_bus_load_and_the_last_telemetry_per_node_come_once_a_second():
+    link, now = _Link(), [100.0]
+    feed = LiveFeed(run_id="r1", bitrate=1_000_000, clock=lambda: now[0])
+    assert "bus" not in dict(feed.poll())  # no satellite link opened yet: nothing to show
+    feed.bus = link
+    first = json.loads(dict(feed.poll())["bus"])
+    assert first["frames_per_s"] is None and first["load_pct"] is None  # one sample is no rate yet
+
+    with link.history.cond:
+        link.history.file_samples({"EPS.VBAT": 4.012, "EPS.OUT_OBC": True}, 1_800_000_000.0)
+        link.history.file_samples({"EPS.VBAT": 4.020, "COMMS.TX_POWER": 30}, 1_800_000_001.5)
+    link.count(frames_rx=900, frames_tx=50, non_csp_frames=50)
+    now[0] += 0.5
+    assert dict(feed.poll()) == {}  # sampled once a second, not at every poll
+    now[0] += 0.5
+    polled = dict(feed.poll())
+    bus = json.loads(polled["bus"])
+    assert bus["frames_per_s"] == 1000.0
+    assert bus["load_pct"] == pytest.approx(1000 * CAN_FRAME_BITS / 1_000_000 * 100)
+    telemetry = json.loads(polled["telemetry"])
+    assert telemetry["EPS"]["values"] == [["VBAT", 4.02, "V", 1_800_000_001.5], ["OUT_OBC", True, "", 1_800_000_000.0]]
+    assert telemetry["EPS"]["time"] == 1_800_000_001.5
+    assert telemetry["COMMS"]["values"] == [["TX_POWER", 30, "dBm", 1_800_000_001.5]]
+    assert set(dict(feed.replay())) >= {"bus", "telemetry"}  # a page that connects later sees them at once
+
+    link.count(frames_rx=10, frames_tx=0, non_csp_frames=0)  # the counters were reset: no negative rate
+    now[0] += 1.0
+    assert json.loads(dict(feed.poll())["bus"])["frames_per_s"] is None
 
 
 def _ask_in_thread(slot: PromptSlot, prompt: Prompt, terminal: Any = None) -> dict[str, Any]:

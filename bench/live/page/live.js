@@ -248,6 +248,36 @@ function draw() {
   }
 }
 
+// -- CAN bus and the last telemetry per node ------------------------------------------------------------------
+function renderBus(b) {
+  if (!b) return;
+  const box = $("bus-now");
+  const parts = [
+    b.load_pct == null ? "load: measuring…" : `load ≈ ${b.load_pct.toFixed(b.load_pct < 1 ? 2 : 1)} % of ${b.bitrate / 1000} kbit/s`,
+    b.frames_per_s == null ? "" : `${b.frames_per_s} frames/s`,
+    `${b.frames_rx} received, ${b.frames_tx} sent`,
+    b.error_frames ? `${b.error_frames} error frames` : "", b.dropped ? `${b.dropped} packets lost` : "",
+    b.bus_off ? "BUS-OFF" : "",
+  ];
+  box.textContent = parts.filter(Boolean).join(" · ");
+  box.className = b.bus_off || b.error_frames ? "note bad" : "note";
+  box.dataset.load = b.load_pct == null ? "" : String(b.load_pct);
+  box.dataset.frames = String(b.frames_rx + b.frames_tx);
+}
+
+function renderTelemetry(nodes) {
+  const body = $("telemetry").tBodies[0];
+  body.replaceChildren();
+  const now = Date.now() / 1000;
+  for (const [node, entry] of Object.entries(nodes || {})) {
+    const values = entry.values.map(([name, value, units]) => `${name} ${typeof value === "boolean" ? (value ? "on" : "off") : num(value, units)}`);
+    const when = new Date(entry.time * 1000).toISOString().slice(11, 23);
+    body.append(el("tr", { "data-node": node, "data-time": String(entry.time) }, el("td", {}, node),
+      el("td", { class: "num" }, `${when} (${Math.max(0, now - entry.time).toFixed(1)} s ago)`),
+      el("td", { class: "values" }, values.join(" · "))));
+  }
+}
+
 // -- `bench view`: benches and last runs ------------------------------------------------------------------------
 function renderView(v) {
   $("view-box").hidden = false;
@@ -278,7 +308,7 @@ function connect() {
     $("anomalies").replaceChildren(el("li", { class: "note" }, "none"));
     $("mode").textContent = h.mode === "run" ? "live" : "view";
     document.body.dataset.mode = h.mode;
-    for (const id of ["current", "power-box", "tests-box", "anomalies-box", "identity"]) $(id).hidden = h.mode !== "run";
+    for (const id of ["current", "power-box", "bus-box", "tests-box", "anomalies-box", "identity"]) $(id).hidden = h.mode !== "run";
     $("stop").hidden = h.mode !== "run";
     $("stop").disabled = !canControl();
     $("stop").title = canControl() ? "EMERGENCY STOP: outputs and RF off now, bench interlocked" : readOnlyText();
@@ -292,6 +322,8 @@ function connect() {
   });
   es.addEventListener("journal", (e) => { for (const r of JSON.parse(e.data)) onRecord(r); });
   es.addEventListener("power", (e) => addPower(JSON.parse(e.data)));
+  es.addEventListener("bus", (e) => renderBus(JSON.parse(e.data)));
+  es.addEventListener("telemetry", (e) => renderTelemetry(JSON.parse(e.data)));
   es.addEventListener("activity", (e) => { const a = JSON.parse(e.data); if (a) $("current-step").textContent = a; });
   es.addEventListener("prompt", (e) => showPrompt(JSON.parse(e.data)));
   es.addEventListener("verdict", (e) => {

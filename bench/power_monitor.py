@@ -397,6 +397,11 @@ class PowerMonitor:
         """The monitored roles, in the order of each sample's values."""
         return self._roles
 
+    def latest(self) -> PowerSample | None:
+        """The last sample taken (None before the first): what a progress line shows."""
+        with self._lock:
+            return self._samples[-1] if self._samples else None
+
     def samples_since(self, start: int) -> list[PowerSample]:
         """The samples from index ``start`` on (a reader that keeps its own count: the live view's, in batches)."""
         with self._lock:

@@ -156,10 +156,9 @@ def run(
     finished = _RunFinished()
     from bench.cli.progress import live_progress, wanted
 
-    live = wanted() and parallel == 1  # the tests run in the workers: the controller sees them only as they end
-    with live_progress() if live else contextlib.nullcontext() as progress:  # a live line on terminals only
-        code = int(pytest.main(args, plugins=[finished] if progress is None else [finished, progress]))
     run_dir = out / run_id  # this run's own directory: never `latest`, which another run may have moved
+    with live_progress(run_dir) if wanted() else contextlib.nullcontext() as progress:  # on terminals only
+        code = int(pytest.main(args, plugins=[finished] if progress is None else [finished, progress]))
     if finished.record is not None or (run_dir / "journal.jsonl").exists():
         _print_run_summary(run_dir, finished.record)
     raise typer.Exit(code)

@@ -1,5 +1,9 @@
-"""`bench run`'s live progress line: the test running now, its elapsed time, its measurements so far, and what
-it waits for (an operator prompt), under pytest's own output; on a terminal only.
+"""`bench run`'s live progress line: the test running now, its elapsed time, its measurements so far, what it
+waits for (an operator prompt) and the power the DUT draws, under pytest's own output; on a terminal only.
+
+In a parallel run the tests run in the workers and the controller draws one line per running test: start and
+end come from xdist's reports, the measurements from the workers' journals (``journal-gwN.jsonl``, tailed as the
+line is drawn); the power each draws stays in its worker (the report has every test's trace).
 
 pytest writes its report to ``sys.stdout``; while the progress line is live, that stream is a :class:`LineProxy`
 that prints every finished line above the live region and keeps the unfinished one (pytest's row of dots) in
@@ -11,13 +15,16 @@ While the bench waits for an operator the live region is taken off the screen, a
 from __future__ import annotations
 
 import io
+import json
 import os
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TextIO
 
+import pytest
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.text import Text
@@ -68,28 +75,47 @@ class LineProxy(io.TextIOBase):
 
 
 class RunProgress:
-    """A pytest plugin object (passed to ``pytest.main``) that follows the run for the live line."""
+    """A pytest plugin object (passed to ``pytest.main``) that follows the run for the live line. ``run_dir``:
+    the run's directory, where a parallel run's workers write their journals."""
 
-    def __init__(self, proxy: LineProxy | None = None) -> None:
+    def __init__(self, proxy: LineProxy | None = None, run_dir: Path | None = None) -> None:
         self.proxy = proxy
+        self.run_dir = run_dir
         self.live: Live | None = None
         self.total = 0
         self.done = 0
         self.item: Any = None
         self.started = 0.0
         self.activity = ""
+        self.monitor: Any = None
+        self.running: dict[str, float] = {}  # parallel: test id -> when a worker started it (monotonic)
+        self.taken: dict[str, tuple[int, str]] = {}  # parallel: test id -> measurements so far, the last one
+        self._tails: dict[Path, Any] = {}
 
     # -- pytest hooks ----------------------------------------------------------------------------------
     def pytest_collection_finish(self, session: Any) -> None:
         self.total = len(session.items)
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        self.total = len(ids)  # a parallel run's controller collects nothing itself
+
+    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        self.running[nodeid] = time.monotonic()
+
     def pytest_runtest_setup(self, item: Any) -> None:
-        self.item, self.started, self.activity = item, time.monotonic(), ""
+        self.item, self.started, self.activity, self.monitor = item, time.monotonic(), "", None
 
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
         self.done += 1
         self.item = None
         self.activity = ""
+        self.running.pop(nodeid, None)
+        self.taken.pop(nodeid, None)
+
+    def pytest_bench_power_monitor(self, nodeid: str, monitor: Any) -> None:
+        if monitor is not None:
+            self.monitor = monitor  # kept after it stops: the line shows the last reading until the test ends
 
     def pytest_bench_activity(self, nodeid: str, text: str, waiting: bool) -> None:
         self.activity = text
@@ -107,34 +133,82 @@ class RunProgress:
         taken = list(getattr(recorder, "measurements", ()))
         return len(taken), (str(getattr(taken[-1], "name", "")) if taken else "")
 
+    def power(self) -> str:
+        """The DUT supply's last reading (its first channel), e.g. ``3.800 V  0.501 A  1.90 W``."""
+        sample = self.monitor.latest() if self.monitor is not None else None
+        if sample is None:
+            return ""
+        volts, amps = sample.volts[0], sample.amps[0]
+        if not (volts - volts == 0 and amps - amps == 0):  # a failed reading (NaN)
+            return ""
+        return f"{volts:.3f} V  {amps:.3f} A  {volts * amps:.2f} W"
+
     def line(self) -> Text:
         count = f"[{self.done}/{self.total}]" if self.total else f"[{self.done}]"
         if self.item is None:
             return Text(f"{count} …", style="dim")
         n, last = self.measurements()
+        return self._test_line(count, str(self.item.name), self.started, n, last, self.power(), self.activity)
+
+    @staticmethod
+    def _test_line(count: str, name: str, started: float, n: int, last: str, power: str, activity: str) -> Text:
         text = Text()
         text.append(f"{count} ", style="dim")
-        text.append(str(self.item.name), style="bold")
-        text.append(f"  {time.monotonic() - self.started:5.1f} s  {n} measurement{'s' if n != 1 else ''}")
-        if self.activity:
-            text.append(f"  {self.activity}", style="yellow")
+        text.append(name, style="bold")
+        text.append(f"  {time.monotonic() - started:5.1f} s  {n} measurement{'s' if n != 1 else ''}")
+        if power:
+            text.append(f"  {power}", style="cyan")
+        if activity:
+            text.append(f"  {activity}", style="yellow")
         elif last:
             text.append(f"  last: {last}", style="dim")
         return text
 
+    def parallel_lines(self) -> list[Text]:
+        """One line per test running in a worker (a parallel run's controller has no item of its own)."""
+        self._read_worker_journals()
+        count = f"[{self.done}/{self.total}]" if self.total else f"[{self.done}]"
+        return [
+            self._test_line(count, nodeid.rsplit("::", 1)[-1], started, *self.taken.get(nodeid, (0, "")), "", "")
+            for nodeid, started in sorted(self.running.items(), key=lambda kv: kv[1])
+        ]
+
+    def _read_worker_journals(self) -> None:
+        """Count the measurements of the running tests in what the workers journaled since the last look."""
+        if self.run_dir is None or not self.running:
+            return
+        from bench.live.feed import JournalTail  # the live view's tail: whole lines only, read in one chunk
+
+        for path in self.run_dir.glob("journal-gw*.jsonl"):
+            tail = self._tails.get(path)
+            if tail is None:
+                tail = self._tails[path] = JournalTail(path)
+            for line in tail.read_lines():
+                if not line.startswith(b'{"kind":"measurement"'):
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                test_id = str(record.get("test_id", ""))
+                n, _ = self.taken.get(test_id, (0, ""))
+                self.taken[test_id] = (n + 1, str(record.get("name", "")))
+
     def __rich__(self) -> RenderableType:
         pending = self.proxy.pending if self.proxy is not None else ""
-        return Group(Text.from_ansi(pending), self.line()) if pending else self.line()
+        lines = self.parallel_lines() if self.item is None and self.running else [self.line()]
+        return Group(Text.from_ansi(pending), *lines) if pending else Group(*lines)
 
 
 @contextmanager
-def live_progress() -> Iterator[RunProgress]:
-    """A progress line on the terminal for the duration of the block; ``sys.stdout`` goes through it."""
+def live_progress(run_dir: Path | None = None) -> Iterator[RunProgress]:
+    """A progress line on the terminal for the duration of the block; ``sys.stdout`` goes through it.
+    ``run_dir``: the run's directory (a parallel run's workers journal there)."""
     terminal = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1, encoding="utf-8", errors="replace")
     console = Console(file=terminal, force_terminal=True)
     original = sys.stdout
     proxy = LineProxy(console, original)
-    progress = RunProgress(proxy)
+    progress = RunProgress(proxy, run_dir)
     live = Live(
         progress, console=console, refresh_per_second=4, transient=True, redirect_stdout=False, redirect_stderr=False
     )

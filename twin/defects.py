@@ -63,6 +63,16 @@ DEFECTS: Final[dict[str, Defect]] = {
             "wheel driver current limit too low: a quarter of the commanded acceleration",
             0.25,
         ),
+        Defect(
+            "ADCS_MAG_XY_SWAPPED",
+            "ADCS",
+            "magnetometer harness X and Y swapped: the B-dot loop torques the wrong axes and the tumble stays",
+        ),
+        Defect(
+            "ADCS_MAG_Z_INVERTED",
+            "ADCS",
+            "magnetometer Z axis inverted (mounted upside down): the B-dot loop spins the Z axis up",
+        ),
         Defect("ADCS_MODE_NADIR_REFUSED", "ADCS", "the ADCS refuses the NADIR mode transition (execution failed)"),
         Defect("ADCS_NO_RANGE_CHECK", "ADCS", "wheel speed arguments not range-checked: 7000 rpm accepted"),
         Defect(

@@ -1,10 +1,12 @@
-"""ADCS procedure: modes, magnetometer plausibility, reaction wheel spin-up and argument checking.
+"""ADCS procedure: modes, detumble, magnetometer plausibility, reaction wheel spin-up and argument checking.
 
-With the satellite powered: every ADCS mode is commanded and confirmed by HK and a MODE_CHANGED event; the
-magnetometer's field magnitude lies within the range expected on the bench (Earth field in the lab, or the
-Helmholtz cage setting); a reaction wheel, powered by the EPS, reaches its commanded speed in time; an
-out-of-range wheel speed sent despite the bench's own check is rejected by the ADCS with code 3.
-Requirements: OTS-ADCS-010, -011, -020, -030, -031, -040.
+With the satellite powered: every ADCS mode is commanded and confirmed by HK and a MODE_CHANGED event; in
+DETUMBLE the B-dot loop, closed through the bench's dynamics stimulation, damps the separation tumble in time
+(which only a magnetometer wired right achieves: its polarity and axes are checked here, not by the field's
+magnitude); the magnetometer's field magnitude lies within the range expected on the bench (Earth field in the
+lab, or the Helmholtz cage setting); a reaction wheel, powered by the EPS, reaches its commanded speed in time;
+an out-of-range wheel speed sent despite the bench's own check is rejected by the ADCS with code 3.
+Requirements: OTS-ADCS-010, -011, -012, -020, -030, -031, -040.
 """
 
 import math
@@ -37,6 +39,31 @@ def test_mode_changes(powered, measure):
         event = powered.await_event("ADCS.MODE_CHANGED", since=mark)
         assert event.data["new"] == modes[mode]
         measure("ADCS.MODE_CHANGE_TIME", result.duration_s)
+
+
+def _body_rate(sat):
+    """|ω| in deg/s from the next ADCS_HK report (X, Y and Z of one sample)."""
+    sat.await_tm("ADCS.GYRO_Z", timeout_s=3)
+    return math.sqrt(sum(sat.latest(f"ADCS.GYRO_{axis}").value ** 2 for axis in "XYZ"))
+
+
+@pytest.mark.requirement("OTS-ADCS-012")
+def test_detumble_damps_the_body_rates(powered, measure):
+    """DETUMBLE from the separation tumble: HK by HK until |ω| is below its limit (or the time limit has passed),
+    then |ω| three reports later: the rates stay damped."""
+    assert _body_rate(powered) > 1.0, "no tumble to damp: the dynamics stimulation is not running"
+    threshold = measure.limits["ADCS.BODY_RATE_DETUMBLED"].high
+    limit = measure.limits["ADCS.DETUMBLE_TIME"].high
+    started = time.monotonic()
+    result = powered.send("ADCS.SET_MODE", mode="DETUMBLE")
+    assert result.ok, str(result)
+    rate = _body_rate(powered)
+    while rate >= threshold and time.monotonic() - started <= limit:
+        rate = _body_rate(powered)
+    measure("ADCS.DETUMBLE_TIME", time.monotonic() - started)
+    for _ in range(3):
+        rate = _body_rate(powered)
+    measure("ADCS.BODY_RATE_DETUMBLED", rate)
 
 
 @pytest.mark.requirement("OTS-ADCS-020")

@@ -1,4 +1,8 @@
-"""ADCS: magnetometer and gyro readings (noisy, slowly varying), three reaction wheels that spin up when powered."""
+"""ADCS: magnetometer and gyro readings (noisy, slowly varying), three reaction wheels that spin up when powered,
+and the B-dot detumble loop closed through the twin's dynamics: in any mode but IDLE the separation tumble decays
+with a time constant of 2.5 s / DETUMBLE_GAIN (accelerated: a real detumble takes orbits; the bench's dynamics
+stimulation replays it in seconds). The controller acts on the field *as the magnetometer reads it*, so a
+magnetometer wired wrong (axes swapped, one inverted) leaves the rates undamped or pumps them up."""
 
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ __all__ = ["AdcsNode"]
 MODES: Final = {0: "IDLE", 1: "DETUMBLE", 2: "SUN_POINTING", 3: "NADIR"}
 ORBIT_S: Final = 5640.0  # ~94 min low Earth orbit: the field vector turns once per orbit
 TUMBLE_DEG_S: Final = (2.1, -1.4, 0.7)  # body rates after separation
+DAMPING_PER_S: Final = 0.4  # B-dot damping rate per unit of DETUMBLE_GAIN (time constant 2.5 s at the default 1.0)
+MAX_RATE_DEG_S: Final = 20.0  # a loop pumping the tumble up saturates here (torquer authority)
 
 
 class AdcsNode(Node):
@@ -53,14 +59,23 @@ class AdcsNode(Node):
         magnitude = 25_000 + 27_000 * math.sin(phase) ** 2
         direction = (math.cos(phase), 0.5 * math.sin(phase), math.sin(phase + 1.0))
         scale = magnitude / math.sqrt(sum(c * c for c in direction))
-        field = tuple(c * scale for c in direction)
+        field = [c * scale for c in direction]
+        # The B-dot loop per axis: +1 damps the tumble, 0 leaves it (the torque lands on another axis), -1 pumps it.
+        polarity = [1.0, 1.0, 1.0]
+        if self.host.defects.active("ADCS_MAG_XY_SWAPPED"):
+            field[0], field[1] = field[1], field[0]
+            polarity[0] = polarity[1] = 0.0
+        if self.host.defects.active("ADCS_MAG_Z_INVERTED"):
+            field[2] = -field[2]
+            polarity[2] = -1.0
         values: dict[str, Value] = {"MODE": self.mode}
-        damping = 1.0
-        if self._control_since is not None:
-            damping = math.exp(-float(self.param("DETUMBLE_GAIN")) * 0.05 * (self.now() - self._control_since))
+        elapsed = 0.0 if self._control_since is None else self.now() - self._control_since
+        rate = float(self.param("DETUMBLE_GAIN")) * DAMPING_PER_S * elapsed
         for index, axis in enumerate("XYZ"):
+            body_rate = TUMBLE_DEG_S[index] * math.exp(max(-50.0, min(50.0, -rate * polarity[index])))
+            body_rate = max(-MAX_RATE_DEG_S, min(MAX_RATE_DEG_S, body_rate))
             values[f"MAG_{axis}"] = field[index] + float(noise(0.0, 50.0))
-            values[f"GYRO_{axis}"] = TUMBLE_DEG_S[index] * damping + float(noise(0.0, 0.02))
+            values[f"GYRO_{axis}"] = body_rate + float(noise(0.0, 0.02))
             values[f"WHEEL_{axis}"] = self.speed[index] + (float(noise(0.0, 2.0)) if self.speed[index] else 0.0)
         v = self.host.bus_voltage
         values["IADCS"] = (1.2 / max(v, 2.5) + float(noise(0.0, 0.002))) if self.wheels_powered() else 0.0

@@ -19,6 +19,7 @@ TM[20,2]/TC[20,3] = u16 count + (u16 ID + value)…  Engineering value = raw × 
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import struct
@@ -308,10 +309,26 @@ class ParameterDef(_Strict):
         return FieldDef(name=self.name, type=self.type, units=self.units, min=self.min, max=self.max)
 
 
+APP_PORTS = range(7, 32)  # libcsp binds 0..31; 0..6 are its reserved services (CMP, ping, ps, ...)
+
+
 class NodeDef(_Strict):
     address: int = Field(ge=0, le=0x3FFF)
     apid: int = Field(ge=0, le=0x7FF)
     description: str = ""
+    ports: dict[str, int] = Field(
+        default_factory=dict, description="application services this node serves, name → CSP port (7..31)"
+    )
+
+    @field_validator("ports")
+    @classmethod
+    def _app_ports(cls, ports: dict[str, int]) -> dict[str, int]:
+        for name, port in ports.items():
+            if port not in APP_PORTS:
+                raise ValueError(f"{name}: port {port} is not an application port (7..31; 0..6 are libcsp's)")
+        if len(set(ports.values())) != len(ports):
+            raise ValueError(f"two services on one port: {ports}")
+        return ports
 
 
 class CspDef(_Strict):
@@ -362,6 +379,9 @@ class IcdModel(_Strict):
                 problems.append(f"nodes.{name}.apid: {node.apid:#x} is also {apids[node.apid]}'s")
             addresses[node.address] = name
             apids[node.apid] = name
+            for service, port in node.ports.items():
+                if port == self.pus_port:
+                    problems.append(f"nodes.{name}.ports.{service}: {port} is the PUS port (pus_port)")
         if self.egse_address in addresses:
             problems.append(f"egse_address: {self.egse_address} is node {addresses[self.egse_address]}'s address")
         sections: dict[str, Mapping[str, list[Any]]] = {
@@ -413,6 +433,17 @@ class Node:
     address: int
     apid: int
     description: str = ""
+    ports: Mapping[str, int] = dataclasses.field(default_factory=dict, hash=False)
+    """Application services the node serves: name → CSP port (e.g. PAYLOAD's IMAGE)."""
+
+    def port(self, service: str) -> int:
+        try:
+            return self.ports[service]
+        except KeyError:
+            served = ", ".join(self.ports) or "none"
+            raise UnknownMnemonic(
+                f"{self.name} serves no '{service}' port (the ICD's nodes.{self.name}.ports: {served})"
+            ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -473,7 +504,7 @@ class Icd:
     def __init__(self, model: IcdModel, path: Path | None = None) -> None:
         self.model = model
         self.path = path
-        self.nodes = {n: Node(n, d.address, d.apid, d.description) for n, d in model.nodes.items()}
+        self.nodes = {n: Node(n, d.address, d.apid, d.description, dict(d.ports)) for n, d in model.nodes.items()}
         self._by_address = {n.address: n for n in self.nodes.values()}
         self._by_apid = {n.apid: n for n in self.nodes.values()}
         self.commands: dict[str, Command] = {}

@@ -121,6 +121,11 @@ DEFECTS: Final[dict[str, Defect]] = {
             "CAPTURE_FAILED gives reason 2 (power lost) for an imager that was off",
         ),
         Defect("PAYLOAD_CAPTURE_NOT_COUNTED", "PAYLOAD", "a completed capture does not increment PAYLOAD.CAPTURES"),
+        Defect(
+            "PAYLOAD_IMAGE_CRC_BAD",
+            "PAYLOAD",
+            "one bit of every image flipped on its way to flash, after the imager took its CRC",
+        ),
         Defect("PAYLOAD_SLOW_READOUT", "PAYLOAD", "sensor readout takes 0.6 s instead of 0.05 s", 0.6),
     )
 }

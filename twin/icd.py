@@ -156,6 +156,10 @@ class IcdNode:
     commands: tuple[Command, ...]
     events: tuple[Event, ...]
     parameters: tuple[Parameter, ...]
+    ports: tuple[tuple[str, int], ...] = ()  # application services: (name, CSP port)
+
+    def port(self, service: str) -> int | None:
+        return next((p for name, p in self.ports if name == service), None)
 
     def event(self, name: str) -> Event:
         return next(e for e in self.events if e.name == name)
@@ -311,6 +315,7 @@ def load_icd(path: Path = DEFAULT_ICD) -> Icd:
             address=int(entry["address"]),
             apid=int(entry["apid"]),
             description=str(entry.get("description", "")),
+            ports=tuple((str(k), int(v)) for k, v in (entry.get("ports") or {}).items()),
             housekeeping=tuple(
                 HkStructure(int(s["sid"]), str(s["name"]), float(s["period_s"]), tuple(map(_field, s["fields"])))
                 for s in section("housekeeping", name)

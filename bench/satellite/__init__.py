@@ -351,6 +351,10 @@ class Satellite:
         """CMP ident (port 0): hostname, model, revision, build date and time."""
         return self._csp.ident(node, timeout_s)
 
+    def read_image(self, capture: int, size: int, node: str = "PAYLOAD", timeout_s: float | None = None) -> bytes:
+        """Image ``capture`` (numbered as in CAPTURE_DONE), ``size`` bytes, from the node's IMAGE service."""
+        return self._csp.read_image(capture, size, node, timeout_s)
+
     def reboot(self, node: str) -> None:
         """CSP reboot (port 4). No reply is due: await the node's return (uptime, BOOT event) yourself."""
         self._csp.reboot(node)

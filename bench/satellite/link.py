@@ -130,6 +130,8 @@ class SatelliteLink:
         self._decoder = LinkDecoder(version, pus_ports={self.pus_port}, local_address=egse)
         self._encoder = CfpEncoder(version, egse)
         self._tx_lock = threading.Lock()
+        # libcsp's reserved services and the ICD's application services (PAYLOAD's IMAGE): replies filed by port
+        self._service_ports = SERVICE_PORTS | {p for n in icd.nodes.values() for p in n.ports.values()}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._listeners: tuple[Callable[[can.Message], None], ...] = ()
@@ -363,7 +365,11 @@ class SatelliteLink:
                     self.malformed.append(MalformedTraffic(msg.timestamp, "?", f"decoder failure: {exc}"))
                     continue
                 if out is not None:
-                    self._dispatch(out, msg.timestamp)
+                    try:
+                        self._dispatch(out, msg.timestamp)
+                    except Exception as exc:  # one packet the bench cannot file must not end the receive thread
+                        log.exception("filing a packet from address %d failed", out.packet.header.src)
+                        self.malformed.append(MalformedTraffic(msg.timestamp, "?", f"filing failure: {exc}"))
                 elif self._tracers and reassembler.crc_errors != before:
                     self._trace(
                         msg.timestamp, "!!", f"CRC32 error in a packet ending with frame 0x{msg.arbitration_id:08X}"
@@ -382,6 +388,14 @@ class SatelliteLink:
             self._cond.notify_all()
         self._trace(msg.timestamp, "!!", f"CAN error frame class 0x{cls:03X}" + (" (BUS-OFF)" if cls & 0x40 else ""))
 
+    def _service_name(self, address: int, port: int) -> str:
+        """libcsp's name of a reserved port, or the ICD's name of a node's application port."""
+        if port in SERVICE_PORTS:
+            return services.ServicePort(port).name
+        node = self.icd.node_at(address)
+        names = [name for name, p in node.ports.items() if p == port] if node is not None else []
+        return names[0] if names else f"port {port}"
+
     def _dispatch(self, m: LinkMessage, t: float) -> None:
         """File one packet. Called with the condition held, from the receive thread."""
         pkt = m.packet
@@ -392,11 +406,11 @@ class SatelliteLink:
             return
         history = self._history
         src = self.node_name(h.src)
-        if h.sport in SERVICE_PORTS and h.dport != self.pus_port:
+        if h.sport in self._service_ports and h.dport != self.pus_port:
             self._service_count += 1
             history.file_service_reply(h.src, h.sport, h.dport, pkt)
             if self._tracers:
-                self._trace(t, "RX", f"{src}:{h.sport} → EGSE:{h.dport} CSP {services.ServicePort(h.sport).name} "
+                self._trace(t, "RX", f"{src}:{h.sport} → EGSE:{h.dport} CSP {self._service_name(h.src, h.sport)} "
                             f"reply {len(pkt.payload)} B")  # fmt: skip
             self._cond.notify_all()
             return

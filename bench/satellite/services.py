@@ -21,7 +21,7 @@ from functools import partial
 from typing import Any
 
 from bench.icd import Node, UnknownMnemonic, Value
-from bench.link import services
+from bench.link import image, services
 from bench.link.csp import CspPacket
 from bench.link.pus import encode_parameter_values, tc_ping, tc_report_parameters
 from bench.satellite.commanding import Commanding, Verification
@@ -141,20 +141,40 @@ class CspServices:
         # Told about every CMP ident reply: the fixtures journal it as the DUT's own identity (report cover).
         self.on_ident: Callable[[str, services.CmpIdent], None] | None = None
 
-    def _request(self, node: str, port: services.ServicePort, payload: bytes, timeout_s: float | None) -> CspPacket:
+    def _request(
+        self, node: str, port: services.ServicePort | int, payload: bytes, timeout_s: float | None, name: str = ""
+    ) -> CspPacket:
         n = self.icd.node(node)
+        name = name or (port.name if isinstance(port, services.ServicePort) else f"port {port}")
         history = self._history
         with history.cond:
             sport = next(self._ports)
             history.forget_service_reply(n.address, int(port), sport)  # a stale late reply is not ours
         self._link.send_packet(self._link.packet(n.address, int(port), sport, payload),
-                               f"EGSE:{sport} → {n.name}:{int(port)} CSP {port.name} request")  # fmt: skip
+                               f"EGSE:{sport} → {n.name}:{int(port)} CSP {name} request")  # fmt: skip
         timeout = history.timeouts.service_s if timeout_s is None else timeout_s
         return history.await_service_reply(
             n.address, int(port), sport, timeout,
-            f"CSP {port.name} reply from {n.name} (address {n.address})",
+            f"CSP {name} reply from {n.name} (address {n.address})",
             lambda: self._link.silence(n.address),
         )  # fmt: skip
+
+    def read_image(self, capture: int, size: int, node: str = "PAYLOAD", timeout_s: float | None = None) -> bytes:
+        """Image ``capture`` (as numbered by CAPTURE_DONE) of ``size`` bytes, chunk by chunk from the node's IMAGE
+        port (bench.link.image). Raises ImageError when the node refuses or answers out of turn."""
+        port = self.icd.node(node).port("IMAGE")
+        out = bytearray()
+        while len(out) < size:
+            length = min(image.CHUNK_MAX, size - len(out))
+            request = image.encode_request(capture, len(out), length)
+            chunk = image.decode_reply(self._request(node, port, request, timeout_s, "IMAGE").payload)
+            if (chunk.capture, chunk.offset) != (capture, len(out)) or not chunk.data:
+                raise image.ImageError(
+                    f"asked image {capture} at offset {len(out)}, got {len(chunk.data)} bytes of image "
+                    f"{chunk.capture} at offset {chunk.offset}"
+                )
+            out += chunk.data
+        return bytes(out)
 
     def ping(self, node: str, size: int = 16, timeout_s: float | None = None) -> float:
         """CSP ping (port 1); returns the round trip in seconds. The echo must match byte for byte."""

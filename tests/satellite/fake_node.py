@@ -43,6 +43,7 @@ class FakeNodes:
         self.bad_pus = 0
         self.received: list[CspPacket] = []
         self.on_tc: Callable[[str, int, int, bytes], None] | None = None
+        self.image_reply: Callable[[bytes], bytes] | None = None  # answers a node's application port (IMAGE)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -105,6 +106,8 @@ class FakeNodes:
         elif h.dport == services.ServicePort.CMP:
             ident = services.CmpIdent(node.name.lower(), "OTS-SAT fake", "v1.4.2", "Nov 25 2026", "19:00:00")
             reply(ident.encode_reply())
+        elif h.dport in node.ports.values() and self.image_reply is not None:
+            reply(self.image_reply(p.payload))
         elif h.dport == self.icd.pus_port:
             tc = decode_tc(p.payload)
             rid = struct.pack(">I", tc.request_id)

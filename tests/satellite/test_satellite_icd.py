@@ -41,6 +41,20 @@ def test_typo_field_rejected(tmp_path):
     assert "housekeeping.OBC[0].perod_s: unknown field" in msg
 
 
+@pytest.mark.parametrize(
+    ("ports", "expected"),
+    [
+        ("{IMAGE: 3}", "nodes.PAYLOAD.ports: IMAGE: port 3 is not an application port (7..31; 0..6 are libcsp's)"),
+        ("{IMAGE: 10}", "nodes.PAYLOAD.ports.IMAGE: 10 is the PUS port (pus_port)"),
+        ("{IMAGE: 20, THUMB: 20}", "nodes.PAYLOAD.ports: two services on one port"),
+    ],
+)
+def test_application_ports_are_checked(tmp_path, ports, expected):
+    assert "ports: {IMAGE: 20}" in GOOD
+    msg, _ = _load(tmp_path, GOOD.replace("ports: {IMAGE: 20}", f"ports: {ports}", 1))
+    assert expected in msg and "\n" not in msg, msg
+
+
 def test_unknown_mnemonic_lists_near_matches(icd):
     with pytest.raises(UnknownMnemonic) as info:
         icd.tm_point("EPS.VBATT")

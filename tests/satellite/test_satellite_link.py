@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from bench.icd import CommandRefused, UnknownMnemonic
+from bench.link.image import ImageError
 from bench.predicates import greater, within
 from bench.satellite import SatelliteTimeout
 
@@ -148,3 +149,34 @@ def test_listeners_and_tracer_see_both_directions(virtual_link):
     sat.ping("EPS")
     assert len(frames) == 8  # removed listeners hear nothing more
     assert any(" TX " in x and "PING" in x for x in lines) and any(" RX " in x for x in lines)
+
+
+def _image_service(image: bytes, answer_capture: int | None = None):
+    """A payload answering the IMAGE service (bench.link.image) from ``image``, as capture 7."""
+
+    def reply(request: bytes) -> bytes:
+        capture, offset, length = struct.unpack(">IIH", request)
+        if capture != 7:
+            return struct.pack(">IIB", capture, offset, 1)
+        shown = capture if answer_capture is None else answer_capture
+        return struct.pack(">IIB", shown, offset, 0) + image[offset : offset + length]
+
+    return reply
+
+
+def test_an_image_is_read_chunk_by_chunk_from_the_payloads_port_and_traced(virtual_link):
+    sat, nodes = virtual_link
+    image = bytes(range(256)) * 3 + b"end"
+    nodes.image_reply = _image_service(image)
+    lines = []
+    sat.add_tracer(lines.append)
+    assert sat.read_image(7, len(image)) == image
+    assert sum(" RX " in x and "CSP IMAGE reply" in x for x in lines) == 5  # 771 bytes in chunks of 192
+    with pytest.raises(ImageError, match="image 8 at offset 0: no such image"):
+        sat.read_image(8, 10)
+    nodes.image_reply = _image_service(image, answer_capture=6)
+    with pytest.raises(ImageError, match="asked image 7 at offset 0, got 192 bytes of image 6"):
+        sat.read_image(7, len(image))
+    with pytest.raises(UnknownMnemonic, match="EPS serves no 'IMAGE' port"):
+        sat.read_image(7, 10, node="EPS")
+    assert sat.ping("EPS") < 0.5  # the receive thread lives on

@@ -310,6 +310,12 @@ class Node:
             reply(struct.pack(">I", CSP_BUFFERS - 1))
         elif port == csp.PORT_UPTIME:
             reply(struct.pack(">I", int(self.uptime())))
+        else:
+            self.serve(port, data, reply)
+
+    def serve(self, port: int, data: bytes, reply: Callable[[bytes], None]) -> None:
+        """A request on one of the node's application ports (the ICD's ``nodes.<node>.ports``); none by default:
+        libcsp drops a packet to an unbound port."""
 
     def _cmp(self, data: bytes, reply: Callable[[bytes], None]) -> None:
         if len(data) < 2 or data[0] != csp.CMP_REQUEST:

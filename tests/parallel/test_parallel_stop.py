@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -136,6 +137,13 @@ def test_ctrl_c_leaves_every_workers_test_interrupted(tmp_path):
     assert record.verdict == "INCOMPLETE", record.verdict_reason
     assert record.end is not None and record.end.counts["interrupted"] == 2 and not record.warnings, record
     assert "passed" not in {t.outcome for t in record.tests}
+    # JUnit lists both, as failures naming the interruption, whether or not the worker could report them.
+    suite = ET.parse(run_dir / "junit.xml").getroot().find("testsuite")
+    cases = {c.get("name"): c for c in suite.iter("testcase")}
+    assert sorted(cases) == ["test_holds_power_1", "test_holds_power_2"], ET.tostring(suite)
+    assert all(
+        c.find("failure") is not None and "interrupted" in c.find("failure").get("message") for c in cases.values()
+    )
     assert not list(xdg.rglob("twin-*.json")), "a twin outlived its run"
 
 

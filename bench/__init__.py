@@ -4,8 +4,8 @@ The layer sits between the pytest plugin (`fixtures/`) and the drivers (`instrum
 config into a session that owns connected, identified and protected instruments, guards every setting by the
 DUT envelope, talks to the satellite, judges measurements against limits, and journals all of it. It never
 imports the reports (presentation) — except its command line, `bench.cli` — and never the twin, which it
-reaches only through the protocols and endpoints of the bench config (the one exception: the twin's PSU
-dialect names, `twin.dialects`, which the config schema accepts).
+reaches only through the protocols and endpoints of the bench config (the twin's command line included: the
+PSU dialect names the config accepts are the contract's, cross-checked with the twin by a test).
 
     config, levels       bench config schema (pydantic) and its loader; model levels EM/QM/FM/PFM
     icd, limits          the satellite's interface (ICD YAML) and the limits file, as data

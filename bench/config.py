@@ -19,7 +19,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from bench.errors import ConfigError
 from bench.levels import ModelLevel
-from twin.dialects import DEFAULT_PSU_DIALECT, PsuDialect
+
+PsuDialect = Literal["keysight", "rigol"]
+"""The power supplies the auto-started twin can imitate: the values of its ``--psu-dialect`` option as
+docs/contracts.md specifies them. The bench reads the contract, not the twin's code; tests/twin/test_twin_dialects.py
+checks the twin serves exactly these."""
+DEFAULT_PSU_DIALECT: PsuDialect = "keysight"
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "twin.yaml"

@@ -1,7 +1,7 @@
 """The OTS-SAT digital twin: a separate process (``python -m twin``) serving the simulated satellite and
-simulated bench instruments over their real protocols. Nothing outside ``twin`` imports it (but the bench config
-schema reads the names of ``twin.dialects``), and it imports no bench code: its codecs are a second, independent
-implementation of the same specs, which is what makes it a check of the bench rather than a mirror.
+simulated bench instruments over their real protocols. Nothing outside ``twin`` imports it (the bench reaches it
+through its protocols and command line, docs/contracts.md), and it imports no bench code: its codecs are a second,
+independent implementation of the same specs, which is what makes it a check of the bench rather than a mirror.
 
     app, __main__           the process: build the world, start each service (one line each in a registry)
     world                   clock, seeded randomness, faults, tickers, the DUT's power: what everything shares

@@ -2,9 +2,9 @@
 
 A dialect name picks the instrument the twin's supply imitates (``python -m twin --psu-dialect``, the bench
 config's ``twin.psu_dialect``). The implementations live in ``twin/dialect_<name>.py`` and are tabled in
-``twin.psu_service.PSU_DIALECTS``; this module holds only the vocabulary, with no import, so that the bench's
-config schema can read it without loading any of the twin (pyproject's import-linter contracts allow exactly
-``bench.config -> twin.dialects``).
+``twin.psu_service.PSU_DIALECTS``; this module holds only the vocabulary. The bench does not import it: its
+config schema spells the same names from docs/contracts.md (``bench.config.PsuDialect``), and
+tests/twin/test_twin_dialects.py checks the two agree.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import sys
 import time
@@ -88,6 +89,7 @@ class RunProgress:
         self.started = 0.0
         self.activity = ""
         self.monitor: Any = None
+        self.parallel = False  # a parallel run's controller: the tests run in the workers
         self.running: dict[str, float] = {}  # parallel: test id -> when a worker started it (monotonic)
         self.taken: dict[str, tuple[int, str]] = {}  # parallel: test id -> measurements so far, the last one
         self._tails: dict[Path, Any] = {}
@@ -99,9 +101,11 @@ class RunProgress:
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         self.total = len(ids)  # a parallel run's controller collects nothing itself
+        self.parallel = True
 
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
-        self.running[nodeid] = time.monotonic()
+        if self.parallel:
+            self.running[nodeid] = time.monotonic()
 
     def pytest_runtest_setup(self, item: Any) -> None:
         self.item, self.started, self.activity, self.monitor = item, time.monotonic(), "", None
@@ -139,7 +143,7 @@ class RunProgress:
         if sample is None:
             return ""
         volts, amps = sample.volts[0], sample.amps[0]
-        if not (volts - volts == 0 and amps - amps == 0):  # a failed reading (NaN)
+        if not (math.isfinite(volts) and math.isfinite(amps)):  # a failed reading (NaN)
             return ""
         return f"{volts:.3f} V  {amps:.3f} A  {volts * amps:.2f} W"
 
@@ -177,14 +181,14 @@ class RunProgress:
         """Count the measurements of the running tests in what the workers journaled since the last look."""
         if self.run_dir is None or not self.running:
             return
-        from bench.live.feed import JournalTail  # the live view's tail: whole lines only, read in one chunk
+        from bench.live.feed import MEASUREMENT_PREFIX, JournalTail  # the live view's tail: whole lines only
 
         for path in self.run_dir.glob("journal-gw*.jsonl"):
             tail = self._tails.get(path)
             if tail is None:
                 tail = self._tails[path] = JournalTail(path)
             for line in tail.read_lines():
-                if not line.startswith(b'{"kind":"measurement"'):
+                if not line.startswith(MEASUREMENT_PREFIX):
                     continue
                 try:
                     record = json.loads(line)
@@ -196,7 +200,7 @@ class RunProgress:
 
     def __rich__(self) -> RenderableType:
         pending = self.proxy.pending if self.proxy is not None else ""
-        lines = self.parallel_lines() if self.item is None and self.running else [self.line()]
+        lines = self.parallel_lines() if self.parallel and self.running else [self.line()]
         return Group(Text.from_ansi(pending), *lines) if pending else Group(*lines)
 
 

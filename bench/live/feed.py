@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from bench.live.prompts import PromptSlot
 
-__all__ = ["BusSource", "Event", "JournalTail", "LiveFeed", "SampleSource"]
+__all__ = ["MEASUREMENT_PREFIX", "BusSource", "Event", "JournalTail", "LiveFeed", "SampleSource"]
 
 SEND_MEASUREMENTS = 300  # measurements sent per batch (every ~0.25 s): more than the page can show anyway
 REPLAY_MEASUREMENTS = 500  # measurements of the running test a late client gets (as many as the page shows)
@@ -38,7 +38,7 @@ BUS_EVERY_S = 1.0  # how often the bus load and the last telemetry are sampled (
 CAN_FRAME_BITS = 131
 """Bits of an extended CAN data frame with 8 data bytes, stuffing not counted: what CSP over CAN (CFP) sends
 nearly always, so frames/s × this / bitrate is the bus load to within the stuffing (up to ~20 % more)."""
-_MEASUREMENT = b'{"kind":"measurement"'
+MEASUREMENT_PREFIX = b'{"kind":"measurement"'  # how the journal's encoder starts a measurement line
 _OTHER_RECORD = re.compile(rb'\n\{"kind":"(?!measurement")[^\n]*')  # a record that is not a measurement
 _TEST_START = b'{"kind":"test_start"'
 
@@ -190,9 +190,9 @@ class LiveFeed:
         if starts:
             self._measurements.clear()  # a late client sees the running test's measurements only
         kept = _last_lines(data, starts[-1] + 1 if starts else 0, REPLAY_MEASUREMENTS)
-        self._measurements.extend(line for _, line in reversed(kept) if line.startswith(_MEASUREMENT))
+        self._measurements.extend(line for _, line in reversed(kept) if line.startswith(MEASUREMENT_PREFIX))
         recent = [(pos, line) for pos, line in reversed(_last_lines(data, 0, SEND_MEASUREMENTS))]
-        recent = [(pos, line) for pos, line in recent if line.startswith(_MEASUREMENT)]
+        recent = [(pos, line) for pos, line in recent if line.startswith(MEASUREMENT_PREFIX)]
         return [line for _, line in heapq.merge(others, recent)]
 
     def _read_power(self) -> list[list[float]]:

@@ -18,6 +18,7 @@ from rich.console import Console
 from bench.cli.progress import LineProxy, RunProgress
 
 PROJECT = Path(__file__).resolve().parents[2]
+LIMITS = PROJECT / "test_plans" / "limits.yaml"
 
 
 def test_the_line_shows_the_test_its_measurements_and_what_it_waits_for():
@@ -80,12 +81,12 @@ def test_pytest_lines_pass_through_and_the_unfinished_one_stays_in_the_live_regi
     assert out.getvalue().endswith("test_plans/eps/test_eps_power.py .\n")
 
 
-def _run_on_a_terminal(tmp_path: Path, *args: str) -> tuple[int, str, str]:
+def _run_on_a_terminal(tmp_path: Path, *args: str, cwd: Path = PROJECT) -> tuple[int, str, str]:
     """`bench run ARGS` on a pseudo-terminal: its exit code, the raw output and the text without escape codes."""
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.cli", "run", *args, f"--out={tmp_path}"],
-        cwd=PROJECT,
+        [sys.executable, "-m", "bench.cli", "run", f"--out={tmp_path / 'runs'}", *args],  # before any `--`
+        cwd=cwd,
         stdout=slave,
         stderr=slave,
         stdin=subprocess.DEVNULL,
@@ -117,12 +118,28 @@ def test_a_run_on_a_terminal_shows_the_live_line_and_the_table(tmp_path):
     assert "verdict: PASS (1 test(s) passed)" in screen
 
 
+MEASURING_PLAN = """
+def test_measures_a_while_{n}(dut_power, measure):
+    \"\"\"Keeps measuring for some seconds, so the progress rows have measurements to count while it runs.\"\"\"
+    dut_power.on()
+    for _ in range(12):
+        measure("EPS.BUS_VOLTAGE", dut_power.voltage(), instrument="psu")
+        dut_power.await_stable_current()
+"""
+
+
 def test_a_parallel_run_on_a_terminal_shows_the_tests_running_in_the_workers(tmp_path):
-    code, _, screen = _run_on_a_terminal(tmp_path, "--parallel", "2", "test_plans/eps/test_eps_power.py")
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    for n in (1, 2):  # one file per worker (whole files go to a worker)
+        (plans / f"test_measuring_{n}.py").write_text(MEASURING_PLAN.format(n=n))
+    code, _, screen = _run_on_a_terminal(
+        tmp_path, "--parallel", "2", str(plans), "--", "--limits", str(LIMITS), "--rootdir", str(plans), cwd=plans
+    )
     assert code == 0, screen
     # The controller knows the total from the workers' collection and each test's measurements from their journals.
-    assert re.search(r"\[[0-3]/4\] test_\w+ +\d+\.\d s  [1-9]\d* measurements?", screen), screen
-    assert "verdict: PASS (4 test(s) passed)" in screen
+    assert re.search(r"\[[01]/2\] test_measures_a_while_\d +\d+\.\d s  [1-9]\d* measurements?", screen), screen
+    assert "verdict: PASS (2 test(s) passed)" in screen
 
 
 def test_without_a_terminal_there_is_no_live_line(tmp_path):

@@ -152,7 +152,10 @@ def run(
         args += ["--live-host", live_host]
     if live_port:
         args += ["--live-port", str(live_port)]
-    args += list(ctx.meta.get("pytest_args", ())) + list(ctx.args)
+    passed_through = list(ctx.meta.get("pytest_args", ())) + list(ctx.args)
+    if any(a == "--out" or a.startswith("--out=") for a in passed_through):  # the run's folder is bench run's own
+        raise _fail("--out after '--' would split the run from its summary and progress: give it before '--'")
+    args += passed_through
     finished = _RunFinished()
     from bench.cli.progress import live_progress, wanted
 

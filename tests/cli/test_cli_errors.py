@@ -73,3 +73,13 @@ def test_unreachable_instrument_is_one_clear_line(tmp_path):
 def test_report_of_a_folder_without_journal(tmp_path):
     proc = bench("report", str(tmp_path))
     assert proc.returncode == 2 and "no journal.jsonl" in proc.stderr
+
+
+def test_out_after_the_pytest_arguments_is_refused_in_one_line(tmp_path):
+    """`--out` is the run's folder, `bench run`'s own: given to pytest after `--`, the run would land where the
+    summary and the progress line do not look."""
+    proc = bench("run", "test_plans/eps", "--", f"--out={tmp_path / 'elsewhere'}")
+    assert proc.returncode != 0
+    assert "--out after '--'" in proc.stdout + proc.stderr and "give it before '--'" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert not (tmp_path / "elsewhere").exists()
